@@ -1,0 +1,40 @@
+// buildApp(config): the whole service as a Fastify instance, without listening. Plugins go
+// in order infra -> store -> routes. Tests and the process entry both use it.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import errorsPlugin from './plugins/errors.js'
+import swaggerPlugin from './plugins/swagger.js'
+import storePlugin from './plugins/store.js'
+import healthRoutes from './routes/health.js'
+import datasetRoutes from './routes/datasets.js'
+import batchRoutes from './routes/batches.js'
+
+export type { Config } from './config.js'
+export { loadConfig } from './config.js'
+
+export interface BuildOptions {
+  logger?: FastifyServerOptions['logger']
+}
+
+export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimitBytes,
+    // Rank and index travel in the path; nothing long belongs there.
+    routerOptions: { maxParamLength: 200 },
+    ajv: {
+      // Strict input: unknown properties are rejected (not silently dropped) and "8" is not
+      // an integer. Path and query integers are validated as decimal strings instead.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false }
+    }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(errorsPlugin)
+  await app.register(swaggerPlugin)
+  await app.register(storePlugin, { config })
+  await app.register(healthRoutes)
+  await app.register(datasetRoutes)
+  await app.register(batchRoutes)
+  return app
+}

@@ -1,0 +1,61 @@
+// Settings come from the environment (and `.env` when present), are validated once at start,
+// and reach the rest of the code as a typed, frozen object. `.env.example` mirrors this schema.
+import path from 'node:path'
+import { envSchema } from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+
+const MiB = 1024 * 1024
+
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATA_ROOT: Type.String({ minLength: 1, default: './data' }),
+  CACHE_DIR: Type.String({ minLength: 1, default: './var' }),
+  LOG_LEVEL: Type.String({ enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }),
+  // Sources up to this size are indexed before POST answers (201); larger ones answer 202
+  // and index in the background, so a registration request never waits on a 100 GiB file.
+  INDEX_SYNC_MAX_BYTES: Type.Integer({ minimum: 0, default: 16 * MiB }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * MiB }),
+  MEMORY_CACHE_BYTES: Type.Integer({ minimum: 0, default: 256 * MiB }),
+  DISK_CACHE_BYTES: Type.Integer({ minimum: 0, default: 4096 * MiB }),
+  PREFETCH_BATCHES: Type.Integer({ minimum: 0, maximum: 64, default: 4 })
+})
+
+export type RawConfig = Static<typeof ConfigSchema>
+
+export interface Config {
+  port: number
+  host: string
+  dataRoot: string
+  cacheDir: string
+  logLevel: string
+  indexSyncMaxBytes: number
+  bodyLimitBytes: number
+  memoryCacheBytes: number
+  diskCacheBytes: number
+  prefetchBatches: number
+}
+
+/**
+ * Reads and validates the settings. A bad value throws an Error whose message names the
+ * variable (e.g. "env/PORT must be <= 65535"); the process entry turns that into an exit.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv?: boolean } = {}): Config {
+  const raw = envSchema<RawConfig>({
+    schema: ConfigSchema,
+    data: { ...env },
+    dotenv: opts.dotenv ?? false
+  })
+  return Object.freeze({
+    port: raw.PORT,
+    host: raw.HOST,
+    dataRoot: path.resolve(raw.DATA_ROOT),
+    cacheDir: path.resolve(raw.CACHE_DIR),
+    logLevel: raw.LOG_LEVEL,
+    indexSyncMaxBytes: raw.INDEX_SYNC_MAX_BYTES,
+    bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    memoryCacheBytes: raw.MEMORY_CACHE_BYTES,
+    diskCacheBytes: raw.DISK_CACHE_BYTES,
+    prefetchBatches: raw.PREFETCH_BATCHES
+  })
+}

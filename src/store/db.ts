@@ -1,0 +1,22 @@
+// The one LevelDB of the process, under CACHE_DIR. Each concern gets a sublevel of it
+// (registry, disk tier), so one open/close covers all and a restart finds everything.
+import path from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { Level } from 'level'
+
+export type Db = Level<string, unknown>
+
+export async function openDb (cacheDir: string): Promise<Db> {
+  const location = path.join(cacheDir, 'db')
+  await mkdir(location, { recursive: true })
+  const db = new Level<string, unknown>(location, { valueEncoding: 'json' })
+  try {
+    await db.open()
+  } catch (err) {
+    // LevelDB's own error says little ("Database failed to open"); its cause says why.
+    const cause = (err as { cause?: Error }).cause
+    const why = cause?.message ?? (err as Error).message
+    throw new Error(`cannot open the store in ${location}: ${why}`, { cause: err })
+  }
+  return db
+}
