@@ -9,6 +9,7 @@ import storePlugin from './plugins/store.js'
 import healthRoutes from './routes/health.js'
 import datasetRoutes from './routes/datasets.js'
 import batchRoutes from './routes/batches.js'
+import metricsRoutes from './routes/metrics.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -36,5 +37,6 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(healthRoutes)
   await app.register(datasetRoutes)
   await app.register(batchRoutes)
+  await app.register(metricsRoutes)
   return app
 }

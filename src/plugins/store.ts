@@ -6,13 +6,15 @@ import type { Config } from '../config.js'
 import { openDb, type Db } from '../store/db.js'
 import { createRegistry } from '../store/registry.js'
 import { createRegistrar, type Registrar } from '../datasets/registrar.js'
-import { createBatchService, type BatchService } from '../cache/batch-service.js'
+import { createBatchCache, type BatchCache } from '../cache/batch-cache.js'
+import { createCacheMetrics, type CacheMetrics } from '../cache/metrics.js'
 
 export interface Services {
   config: Config
   db: Db
   registrar: Registrar
-  batches: BatchService
+  batches: BatchCache
+  metrics: CacheMetrics
 }
 
 declare module 'fastify' {
@@ -25,8 +27,17 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
   const { config } = opts
   const db = await openDb(config.cacheDir)
   const registrar = createRegistrar(config, createRegistry(db), app.log)
-  const batches = createBatchService()
-  app.decorate('services', { config, db, registrar, batches })
+  const metrics = createCacheMetrics()
+  const batches = createBatchCache({
+    db,
+    memoryBytes: config.memoryCacheBytes,
+    diskBytes: config.diskCacheBytes,
+    prefetchBatches: config.prefetchBatches,
+    metrics,
+    log: app.log
+  })
+  await batches.open()
+  app.decorate('services', { config, db, registrar, batches, metrics })
 
   app.addHook('onReady', async function resume () {
     await registrar.resumeInterrupted()

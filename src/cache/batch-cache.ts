@@ -1,0 +1,250 @@
+// Get-or-build for batches: memory tier, then disk tier, then one build per key however many
+// requests want it (single-flight). A built batch is answered at once and written to the disk
+// tier in the background. After each foreground request, the next batches of the same rank
+// are warmed (read-ahead): the plan is known in advance, so this is exact.
+import { createHash } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { AppError } from '../errors.js'
+import type { DatasetRecord } from '../store/registry.js'
+import type { Db } from '../store/db.js'
+import { shardNumBatches, type PlanSpec } from '../plan/plan.js'
+import { planSpecOf } from '../datasets/descriptor.js'
+import type { BatchFormat } from '../codecs/negotiate.js'
+import { createBatchBuilder } from './batch-builder.js'
+import { createMemoryTier, type CachedBatch } from './memory-tier.js'
+import { createDiskTier } from './disk-tier.js'
+import type { CacheMetrics } from './metrics.js'
+
+export type CacheTier = 'memory' | 'disk' | 'miss'
+
+export interface Batch {
+  body: Buffer
+  /** Strong ETag: a digest of the body, so any client can check the bytes it got. */
+  etag: string
+  tier: CacheTier
+  /** Batches of this rank per epoch (for the Link header). */
+  numBatches: number
+}
+
+export interface BatchRequest {
+  record: DatasetRecord
+  epoch: number
+  rank: number
+  index: number
+  format: BatchFormat
+}
+
+export interface BatchCacheOptions {
+  db: Db
+  memoryBytes: number
+  diskBytes: number
+  prefetchBatches: number
+  metrics: CacheMetrics
+  log: FastifyBaseLogger
+  /** Foreground builds running at once; more wait their turn. */
+  maxConcurrentBuilds?: number
+}
+
+export interface BatchCache {
+  open: () => Promise<void>
+  getBatch: (req: BatchRequest) => Promise<Batch>
+  /** Resolves once read-ahead and background disk writes started so far have finished. */
+  settle: () => Promise<void>
+  /** Drops a dataset: its source is closed and its batches leave both tiers. */
+  forget: (record: DatasetRecord) => Promise<void>
+  close: () => Promise<void>
+}
+
+const PREFETCH_CONCURRENCY = 2
+const PREFETCH_QUEUE_MAX = 1024
+
+export function etagOf (body: Buffer): string {
+  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`
+}
+
+export function batchKey (fingerprint: string, epoch: number, rank: number, index: number, format: string): string {
+  return `${fingerprint}/${epoch}/${rank}/${index}/${format}`
+}
+
+/** Checks rank and index against the plan; returns the shard's batch count. */
+export function checkAddress (plan: PlanSpec, rank: number, index: number): number {
+  if (rank >= plan.numShards) {
+    throw new AppError('SHARD_NOT_FOUND', `rank ${rank}: the dataset has ${plan.numShards} shards (ranks 0..${plan.numShards - 1})`)
+  }
+  const numBatches = shardNumBatches(plan, rank)
+  if (index >= numBatches) {
+    throw new AppError('BATCH_OUT_OF_RANGE', numBatches === 0
+      ? `batch ${index} of shard ${rank}: the shard has no batches (remainder "${plan.remainder}" leaves none for ${plan.numRecords} records)`
+      : `batch ${index} of shard ${rank}: the shard has ${numBatches} batches (0..${numBatches - 1})`)
+  }
+  return numBatches
+}
+
+interface Job { req: BatchRequest, plan: PlanSpec, numBatches: number, key: string }
+
+export function createBatchCache (opts: BatchCacheOptions): BatchCache {
+  const { metrics, log } = opts
+  const builder = createBatchBuilder()
+  const memory = createMemoryTier(opts.memoryBytes, metrics)
+  const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
+  const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
+  const pendingWrites = new Set<Promise<void>>()
+  const maxBuilds = opts.maxConcurrentBuilds ?? 8
+  let runningBuilds = 0
+  const buildWaiters: Array<() => void> = []
+  const prefetchQueue = new Map<string, Job>()
+  let prefetchRunning = 0
+  let foregroundWaiting = 0
+  let closed = false
+
+  async function acquireBuildSlot (): Promise<void> {
+    if (runningBuilds < maxBuilds) {
+      runningBuilds++
+      return
+    }
+    await new Promise<void>((resolve) => buildWaiters.push(resolve))
+  }
+
+  function releaseBuildSlot (): void {
+    const next = buildWaiters.shift()
+    if (next !== undefined) next()
+    else runningBuilds--
+  }
+
+  async function build (job: Job): Promise<CachedBatch> {
+    await acquireBuildSlot()
+    metrics.inflightBuilds.inc()
+    const end = metrics.buildSeconds.startTimer({ format: job.req.format })
+    try {
+      const { req } = job
+      const body = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
+      return { body, etag: etagOf(body) }
+    } finally {
+      end()
+      metrics.inflightBuilds.dec()
+      releaseBuildSlot()
+    }
+  }
+
+  function writeBehind (key: string, entry: CachedBatch): void {
+    const write = disk.put(key, entry).catch((err) => log.warn({ err }, 'disk tier: write failed'))
+    pendingWrites.add(write)
+    write.finally(() => pendingWrites.delete(write)).catch(() => {})
+  }
+
+  /** Disk tier or build, once per key at a time. */
+  function load (job: Job, prefetch: boolean): Promise<{ entry: CachedBatch, tier: CacheTier }> {
+    let p = inflight.get(job.key)
+    if (p !== undefined) return p
+    p = (async () => {
+      const fromDisk = disk.get(job.key)
+      if (fromDisk !== undefined) {
+        memory.set(job.key, prefetch ? { ...fromDisk, prefetched: true } : fromDisk)
+        return { entry: fromDisk, tier: 'disk' as const }
+      }
+      const entry = await build(job)
+      memory.set(job.key, prefetch ? { ...entry, prefetched: true } : entry)
+      writeBehind(job.key, entry)
+      return { entry, tier: 'miss' as const }
+    })()
+    inflight.set(job.key, p)
+    p.finally(() => inflight.delete(job.key)).catch(() => {})
+    return p
+  }
+
+  function schedulePrefetch (job: Job): void {
+    const { req } = job
+    for (let k = 1; k <= opts.prefetchBatches; k++) {
+      const index = req.index + k
+      if (index >= job.numBatches) break
+      const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, index, req.format)
+      if (memory.has(key) || inflight.has(key) || prefetchQueue.has(key)) continue
+      if (prefetchQueue.size >= PREFETCH_QUEUE_MAX) {
+        // Oldest first out: a trainer that moved on no longer needs its old read-ahead.
+        const oldest = prefetchQueue.keys().next().value
+        if (oldest !== undefined) prefetchQueue.delete(oldest)
+      }
+      prefetchQueue.set(key, { ...job, req: { ...req, index }, key })
+      metrics.readAheadScheduled.inc()
+    }
+    pumpPrefetch()
+  }
+
+  function pumpPrefetch (): void {
+    // Read-ahead yields to foreground requests: it starts only while none waits for a build.
+    while (!closed && prefetchRunning < PREFETCH_CONCURRENCY && foregroundWaiting === 0 && prefetchQueue.size > 0) {
+      const [key, job] = prefetchQueue.entries().next().value as [string, Job]
+      prefetchQueue.delete(key)
+      if (memory.has(key)) continue
+      prefetchRunning++
+      setImmediate(() => {
+        load(job, true)
+          .catch((err) => log.debug({ err, key }, 'read-ahead build failed'))
+          .finally(() => {
+            prefetchRunning--
+            pumpPrefetch()
+          })
+      })
+    }
+  }
+
+  async function getBatch (req: BatchRequest): Promise<Batch> {
+    const plan = planSpecOf(req.record)
+    const numBatches = checkAddress(plan, req.rank, req.index)
+    const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
+    const job: Job = { req, plan, numBatches, key }
+    const hit = memory.get(key)
+    if (hit !== undefined) {
+      metrics.hits.inc({ tier: 'memory' })
+      if (hit.prefetched === true) {
+        hit.prefetched = false
+        metrics.readAheadHits.inc()
+      }
+      if (opts.prefetchBatches > 0) schedulePrefetch(job)
+      return { body: hit.body, etag: hit.etag, tier: 'memory', numBatches }
+    }
+    metrics.misses.inc({ tier: 'memory' })
+    foregroundWaiting++
+    let result
+    try {
+      result = await load(job, false)
+    } finally {
+      foregroundWaiting--
+    }
+    if (result.tier === 'disk') metrics.hits.inc({ tier: 'disk' })
+    else metrics.misses.inc({ tier: 'disk' })
+    if (opts.prefetchBatches > 0) schedulePrefetch(job)
+    else pumpPrefetch()
+    return { body: result.entry.body, etag: result.entry.etag, tier: result.tier, numBatches }
+  }
+
+  return {
+    async open () {
+      await disk.load()
+    },
+    getBatch,
+    async settle () {
+      while (inflight.size > 0 || pendingWrites.size > 0 || prefetchQueue.size > 0 || prefetchRunning > 0) {
+        await Promise.allSettled([...inflight.values(), ...pendingWrites])
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    },
+    async forget (record) {
+      if (record.fingerprint === undefined) return
+      const prefix = `${record.fingerprint}/`
+      for (const key of prefetchQueue.keys()) if (key.startsWith(prefix)) prefetchQueue.delete(key)
+      memory.deletePrefix(prefix)
+      await builder.forget(record.fingerprint)
+      await disk.deletePrefix(prefix)
+    },
+    async close () {
+      closed = true
+      prefetchQueue.clear()
+      // In-flight builds and disk writes finish before the store closes under them.
+      await Promise.allSettled([...inflight.values()])
+      await Promise.allSettled([...pendingWrites])
+      await disk.close()
+      await builder.close()
+    }
+  }
+}

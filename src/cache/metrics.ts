@@ -1,0 +1,44 @@
+// Prometheus metrics of the batch cache and the process, on a registry of the app's own (not
+// prom-client's global one), so several apps in one process (tests) never collide.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface CacheMetrics {
+  registry: Registry
+  hits: Counter<'tier'>
+  misses: Counter<'tier'>
+  bytes: Gauge<'tier'>
+  entries: Gauge<'tier'>
+  evictions: Counter<'tier'>
+  corrupt: Counter
+  diskWriteErrors: Counter
+  buildSeconds: Histogram<'format'>
+  readAheadHits: Counter
+  readAheadScheduled: Counter
+  inflightBuilds: Gauge
+}
+
+export function createCacheMetrics (): CacheMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  return {
+    registry,
+    hits: new Counter({ name: 'shardfeed_cache_hits_total', help: 'Batches answered by a cache tier', labelNames: ['tier'], registers }),
+    misses: new Counter({ name: 'shardfeed_cache_misses_total', help: 'Lookups a cache tier could not answer', labelNames: ['tier'], registers }),
+    bytes: new Gauge({ name: 'shardfeed_cache_bytes', help: 'Bytes of encoded batches held by a tier', labelNames: ['tier'], registers }),
+    entries: new Gauge({ name: 'shardfeed_cache_entries', help: 'Batches held by a tier', labelNames: ['tier'], registers }),
+    evictions: new Counter({ name: 'shardfeed_cache_evictions_total', help: 'Batches evicted to keep a tier within its bound', labelNames: ['tier'], registers }),
+    corrupt: new Counter({ name: 'shardfeed_cache_corrupt_total', help: 'Disk-tier entries that failed their checksum and were dropped', registers }),
+    diskWriteErrors: new Counter({ name: 'shardfeed_cache_disk_write_errors_total', help: 'Disk-tier writes that failed (the batch was still served)', registers }),
+    buildSeconds: new Histogram({
+      name: 'shardfeed_batch_build_seconds',
+      help: 'Time to build a batch (read records, encode)',
+      labelNames: ['format'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers
+    }),
+    readAheadHits: new Counter({ name: 'shardfeed_readahead_hits_total', help: 'Requests answered by a batch that read-ahead had built', registers }),
+    readAheadScheduled: new Counter({ name: 'shardfeed_readahead_scheduled_total', help: 'Batches queued for read-ahead', registers }),
+    inflightBuilds: new Gauge({ name: 'shardfeed_inflight_builds', help: 'Batch builds in progress', registers })
+  }
+}
