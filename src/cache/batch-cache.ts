@@ -172,7 +172,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
 
   function pumpPrefetch (): void {
     // Read-ahead yields to foreground requests: it starts only while none waits for a build.
-    while (!closed && prefetchRunning < PREFETCH_CONCURRENCY && foregroundWaiting === 0 && prefetchQueue.size > 0) {
+    for (;;) {
+      if (closed || prefetchRunning >= PREFETCH_CONCURRENCY || foregroundWaiting > 0 || prefetchQueue.size === 0) return
       const [key, job] = prefetchQueue.entries().next().value as [string, Job]
       prefetchQueue.delete(key)
       if (memory.has(key)) continue
@@ -224,7 +225,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     },
     getBatch,
     async settle () {
-      while (inflight.size > 0 || pendingWrites.size > 0 || prefetchQueue.size > 0 || prefetchRunning > 0) {
+      for (;;) {
+        if (inflight.size === 0 && pendingWrites.size === 0 && prefetchQueue.size === 0 && prefetchRunning === 0) return
         await Promise.allSettled([...inflight.values(), ...pendingWrites])
         await new Promise((resolve) => setImmediate(resolve))
       }

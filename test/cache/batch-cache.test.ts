@@ -7,7 +7,7 @@ async function metric (app: FastifyInstance, name: string, labels: Record<string
   const m = app.services.metrics.registry.getSingleMetric(name)
   assert.ok(m, `metric ${name}`)
   const { values } = await m.get()
-  const v = values.find((x) => (field === '' || x.metricName === `${name}${field}`) &&
+  const v = values.find((x) => (field === '' || (x as { metricName?: string }).metricName === `${name}${field}`) &&
     Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val))
   return v?.value ?? 0
 }
