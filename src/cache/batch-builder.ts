@@ -7,6 +7,8 @@ import type { RecordSource } from '../sources/record-source.js'
 import { encodeJsonBatch } from '../codecs/json-batch.js'
 import { encodeNdjsonBatch } from '../codecs/ndjson-batch.js'
 import type { BatchFormat } from '../codecs/negotiate.js'
+import { encodeArrowBatch } from '../codecs/arrow-batch.js'
+import { encodeNpyArrowBatch, type NpySource } from '../sources/npy.js'
 
 export interface BuildRequest {
   record: DatasetRecord
@@ -36,7 +38,9 @@ export function createBatchBuilder (): BatchBuilder {
         format: record.spec.source.format,
         filePath: record.filePath as string,
         indexPath: record.indexPath as string,
-        ...(record.columns !== undefined ? { columns: record.columns } : {})
+        ...(record.columns !== undefined ? { columns: record.columns } : {}),
+        ...(record.numRecords !== undefined ? { numRecords: record.numRecords } : {}),
+        ...(record.sourceStat !== undefined ? { bytes: record.sourceStat.size } : {})
       })
       // A failed open is not kept: the next request tries again.
       src.catch(() => sources.delete(key))
@@ -54,6 +58,11 @@ export function createBatchBuilder (): BatchBuilder {
     async build (req) {
       const indices = batchIndices(req.plan, req.epoch, req.rank, req.index)
       const source = await sourceFor(req.record)
+      if (req.format === 'arrow') {
+        // npy rows are already little-endian arrays: the Arrow column is a byte copy.
+        if (req.record.spec.source.format === 'npy') return encodeNpyArrowBatch(source as NpySource, indices)
+        return encodeArrowBatch(req.record.schema ?? { fields: [] }, indices, await source.readRecords(indices))
+      }
       const texts = await source.readJson(indices)
       if (req.format === 'ndjson') return encodeNdjsonBatch(indices, texts)
       return encodeJsonBatch({

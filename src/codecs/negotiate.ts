@@ -5,7 +5,8 @@ import { AppError } from '../errors.js'
 
 export const MEDIA_TYPES = {
   json: 'application/json',
-  ndjson: 'application/x-ndjson'
+  ndjson: 'application/x-ndjson',
+  arrow: 'application/vnd.apache.arrow.stream'
 } as const
 
 export type BatchFormat = keyof typeof MEDIA_TYPES

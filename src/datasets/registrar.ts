@@ -87,9 +87,6 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     } else {
       filePath = await resolveSourcePath(config.dataRoot, spec.source.path as string)
     }
-    if (spec.source.format === 'parquet' || spec.source.format === 'npy') {
-      throw new AppError('SOURCE_INVALID', `source.format "${spec.source.format}" is not supported by this server yet; convert the data to jsonl or csv`)
-    }
     const st = await stat(filePath)
     const record: DatasetRecord = {
       spec,
@@ -147,6 +144,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
           indexPath,
           sourceStat: { size: st.size, mtimeMs: st.mtimeMs },
           progress: { bytesDone: result.bytes, bytesTotal: result.bytes },
+          schema: result.schema,
           ...(result.columns !== undefined ? { columns: result.columns } : {})
         }
       } catch (err) {

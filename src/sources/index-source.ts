@@ -1,21 +1,17 @@
 // One place that maps a source format to its indexing pass and its reader.
 import { AppError } from '../errors.js'
+import type { SchemaField } from '../store/registry.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 import { indexJsonl, openJsonlSource } from './jsonl.js'
 import { indexCsv, openCsvSource } from './csv.js'
+import { indexNpy, loadNpyMeta, npySchema, openNpySource } from './npy.js'
+import { indexParquet, openParquetSource } from './parquet.js'
+import { inferSchema, jsonlLineOf } from './schema-pass.js'
 
 export type SourceFormat = 'jsonl' | 'csv' | 'parquet' | 'npy' | 'json'
 
-export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions): Promise<IndexResult> {
-  switch (format) {
-    case 'jsonl':
-    case 'json': // inline records are stored as a JSONL file
-      return await indexJsonl(filePath, indexPath, opts)
-    case 'csv':
-      return await indexCsv(filePath, indexPath, opts)
-    default:
-      throw new AppError('SOURCE_INVALID', `source.format "${format}" is not supported by this server`)
-  }
+export interface SourceIndex extends IndexResult {
+  schema: { fields: SchemaField[] }
 }
 
 export interface OpenableSource {
@@ -23,6 +19,49 @@ export interface OpenableSource {
   filePath: string
   indexPath: string
   columns?: string[]
+  numRecords?: number
+  bytes?: number
+}
+
+/**
+ * Indexes a source (one streaming pass: offsets, digest, validation) and infers its schema.
+ * `indexPath` receives the format's index file.
+ */
+export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions): Promise<SourceIndex> {
+  switch (format) {
+    case 'jsonl':
+    case 'json': { // inline records are stored as a JSONL file
+      const result = await indexJsonl(filePath, indexPath, opts)
+      const schema = await schemaOf({ format, filePath, indexPath }, async (i) => await jsonlLineOf(filePath, indexPath, i), opts)
+      return { ...result, schema }
+    }
+    case 'csv': {
+      const result = await indexCsv(filePath, indexPath, opts)
+      // CSV records may span lines; the record number (plus the header line) is what a
+      // spreadsheet shows as the row.
+      const schema = await schemaOf({ format, filePath, indexPath, columns: result.columns ?? [] }, async (i) => i + 2, opts)
+      return { ...result, schema }
+    }
+    case 'npy': {
+      const result = await indexNpy(filePath, indexPath, opts)
+      return { numRecords: result.numRecords, digest: result.digest, bytes: result.bytes, schema: npySchema(result) }
+    }
+    case 'parquet': {
+      const result = await indexParquet(filePath, indexPath, opts)
+      return { numRecords: result.numRecords, digest: result.digest, bytes: result.bytes, schema: result.schema }
+    }
+    default:
+      throw new AppError('SOURCE_INVALID', `source.format "${String(format)}" is not supported by this server`)
+  }
+}
+
+async function schemaOf (src: OpenableSource, lineOf: (i: number) => Promise<number>, opts: IndexOptions): Promise<{ fields: SchemaField[] }> {
+  const source = await openSource(src)
+  try {
+    return await inferSchema(source, lineOf, opts)
+  } finally {
+    await source.close()
+  }
 }
 
 export async function openSource (src: OpenableSource): Promise<RecordSource> {
@@ -32,7 +71,14 @@ export async function openSource (src: OpenableSource): Promise<RecordSource> {
       return await openJsonlSource(src.filePath, src.indexPath)
     case 'csv':
       return await openCsvSource(src.filePath, src.indexPath, src.columns ?? [])
+    case 'npy':
+      return await openNpySource(src.filePath, await loadNpyMeta(src.indexPath))
+    case 'parquet':
+      return await openParquetSource(src.filePath, {
+        ...(src.bytes !== undefined ? { bytes: src.bytes } : {}),
+        ...(src.numRecords !== undefined ? { numRecords: src.numRecords } : {})
+      })
     default:
-      throw new AppError('SOURCE_INVALID', `source.format "${src.format}" is not supported by this server`)
+      throw new AppError('SOURCE_INVALID', `source.format "${String(src.format)}" is not supported by this server`)
   }
 }

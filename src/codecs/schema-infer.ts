@@ -1,0 +1,162 @@
+// The schema of a record source, inferred from its records in source order. The schema is what
+// the descriptor reports and what the Arrow batch body is built from, so the rules are fixed:
+//
+// - Types: `int64` (numbers that are safe integers, |x| <= 2^53-1), `float64` (any other
+//   number), `bool`, `string`, `list<int64>` / `list<float64>` (arrays whose elements are
+//   numbers or null), and `json` (objects and every other array, carried as JSON text).
+// - Widening: a column only ever widens along int64 -> float64, list<int64> -> list<float64>,
+//   and list<...> -> json (every array is valid JSON). An empty array fits any list type and
+//   json; a column that only ever held empty arrays is `list<float64>`.
+// - Any other value that does not fit the type fixed by the column's first non-null value is
+//   an error: AppError SOURCE_INVALID `line N: field "x" is string, expected int64`.
+// - `nullable: true` when some record holds null there or lacks the key (including records
+//   before the key first appeared). A column that is null in every record is `json`, nullable.
+// - Fields come in first-seen order; the result is a pure function of the records' sequence.
+import { AppError } from '../errors.js'
+import type { SchemaField } from '../store/registry.js'
+
+// The type of one value, in the vocabulary of SchemaField.type. `list<?>` is an empty array
+// (element type not known yet); null and undefined carry no type.
+type ValueKind = 'int64' | 'float64' | 'bool' | 'string' | 'list<int64>' | 'list<float64>' | 'list<?>' | 'json'
+
+interface Column {
+  name: string
+  kind: ValueKind | undefined
+  sawNull: boolean
+  /** How many records had the key (null values included). */
+  present: number
+}
+
+export interface SchemaInferrer {
+  /** Adds the next record; `line` is how errors name it (1-based line or record number). */
+  add: (record: unknown, line: number) => void
+  /** The schema of the records added so far. */
+  result: () => { fields: SchemaField[] }
+}
+
+export function createSchemaInferrer (): SchemaInferrer {
+  const columns: Column[] = []
+  // Null-prototype lookup, so a key such as `__proto__` or `constructor` is an ordinary name.
+  const byName: Record<string, Column> = Object.create(null)
+  let records = 0
+
+  return {
+    add (record, line) {
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        const got = record === null ? 'null' : Array.isArray(record) ? 'an array' : `a ${typeof record}`
+        throw new AppError('SOURCE_INVALID', `line ${line}: a record must be an object ({...}), got ${got}`)
+      }
+      records++
+      for (const name of Object.keys(record)) {
+        let column = byName[name]
+        if (column === undefined) {
+          column = { name, kind: undefined, sawNull: false, present: 0 }
+          byName[name] = column
+          columns.push(column)
+        }
+        column.present++
+        const value = (record as Record<string, unknown>)[name]
+        if (value === null || value === undefined) {
+          column.sawNull = true
+          continue
+        }
+        const kind = kindOf(value)
+        const merged = merge(column.kind, kind)
+        if (merged === undefined) {
+          throw new AppError('SOURCE_INVALID', `line ${line}: field ${JSON.stringify(name)} is ${describeKind(kind)}, expected ${describeKind(column.kind!)}`)
+        }
+        column.kind = merged
+      }
+    },
+
+    result () {
+      return {
+        fields: columns.map((c) => {
+          const field: SchemaField = { name: c.name, type: finalType(c.kind) }
+          if (c.sawNull || c.present < records || c.kind === undefined) field.nullable = true
+          return field
+        })
+      }
+    }
+  }
+}
+
+function kindOf (value: unknown): ValueKind | 'null' | 'other' {
+  switch (typeof value) {
+    case 'number':
+      return Number.isSafeInteger(value) ? 'int64' : 'float64'
+    case 'bigint':
+      return 'int64'
+    case 'boolean':
+      return 'bool'
+    case 'string':
+      return 'string'
+    case 'object':
+      if (value === null) return 'null'
+      return Array.isArray(value) ? kindOfArray(value) : 'json'
+    case 'undefined':
+      return 'null'
+    default:
+      return 'other'
+  }
+}
+
+function kindOfArray (values: unknown[]): ValueKind {
+  let kind: ValueKind = 'list<?>'
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k]
+    if (v === null) continue
+    if (typeof v !== 'number') return 'json'
+    if (!Number.isSafeInteger(v)) kind = 'list<float64>'
+    else if (kind === 'list<?>') kind = 'list<int64>'
+  }
+  return kind
+}
+
+// The join of a column's type and a value's type, or undefined when they do not fit.
+function merge (column: ValueKind | undefined, value: ValueKind | 'null' | 'other'): ValueKind | undefined {
+  if (value === 'null' || value === 'other') return undefined
+  if (column === undefined || column === value) return value
+  switch (column) {
+    case 'int64':
+      return value === 'float64' ? 'float64' : undefined
+    case 'float64':
+      return value === 'int64' ? 'float64' : undefined
+    case 'list<?>':
+      return isList(value) || value === 'json' ? value : undefined
+    case 'list<int64>':
+      if (value === 'list<?>') return column
+      if (value === 'list<float64>' || value === 'json') return value
+      return undefined
+    case 'list<float64>':
+      if (value === 'list<?>' || value === 'list<int64>') return column
+      return value === 'json' ? 'json' : undefined
+    case 'json':
+      return isList(value) ? 'json' : undefined
+    default:
+      return undefined
+  }
+}
+
+function isList (kind: ValueKind): boolean {
+  return kind === 'list<?>' || kind === 'list<int64>' || kind === 'list<float64>'
+}
+
+function finalType (kind: ValueKind | undefined): string {
+  if (kind === undefined) return 'json'
+  if (kind === 'list<?>') return 'list<float64>'
+  return kind
+}
+
+function describeKind (kind: ValueKind | 'null' | 'other'): string {
+  switch (kind) {
+    case 'list<?>':
+      return 'a list'
+    case 'json':
+      return 'json (an object or array)'
+    case 'other':
+      return 'a value JSON cannot hold'
+    default:
+      return kind
+  }
+}
