@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import fc from 'fast-check'
+import { AppError } from '../../src/errors.js'
+import { indexJsonl, isJsonObject, openJsonlSource } from '../../src/sources/jsonl.js'
+import { OffsetIndex } from '../../src/sources/offset-index.js'
+
+const fixture = new URL('../fixtures/sources/sample.jsonl', import.meta.url)
+let tmp: string
+let counter = 0
+before(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'jsonl-')) })
+after(async () => { await rm(tmp, { recursive: true, force: true }) })
+
+async function put (content: string | Buffer): Promise<{ file: string, idx: string }> {
+  const n = counter++
+  const file = path.join(tmp, `f${n}.jsonl`)
+  await writeFile(file, content)
+  return { file, idx: path.join(tmp, `f${n}.idx`) }
+}
+
+async function invalid (content: string | Buffer): Promise<string> {
+  const { file, idx } = await put(content)
+  try {
+    await indexJsonl(file, idx)
+  } catch (err) {
+    assert.ok(err instanceof AppError, String(err))
+    assert.equal(err.code, 'SOURCE_INVALID')
+    await assert.rejects(stat(idx), { code: 'ENOENT' }, 'a failed pass leaves no index file')
+    return err.message
+  }
+  assert.fail('the file was accepted')
+}
+
+function sha256 (buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex')
+}
+
+describe('indexJsonl', () => {
+  test('the fixture: blank lines, CRLF, indentation, unicode, no final newline', async () => {
+    const file = path.join(tmp, 'sample.jsonl')
+    await copyFile(fixture, file)
+    const idx = path.join(tmp, 'sample.idx')
+    const bytes = await readFile(file)
+    const result = await indexJsonl(file, idx)
+    assert.equal(result.numRecords, 4)
+    assert.equal(result.bytes, bytes.length)
+    assert.equal(result.digest, sha256(bytes))
+
+    const index = await OffsetIndex.load(idx)
+    assert.equal(index.numRecords, 4)
+    const text = bytes.toString('latin1') // byte positions
+    assert.equal(index.start(0), 0)
+    assert.equal(index.start(1), text.indexOf('{"id":1'))
+    assert.equal(index.start(2), text.indexOf('  {"id":2'))
+    assert.equal(index.start(3), text.indexOf('{"id":3'))
+    assert.equal(index.endOffset, bytes.length)
+
+    const source = await openJsonlSource(file, idx)
+    assert.equal(source.numRecords, 4)
+    const lines = bytes.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '')
+    assert.deepEqual((await source.readJson([0, 1, 2, 3])).map(String), lines)
+    const records = await source.readRecords([3, 1])
+    assert.deepEqual(records, [{ id: 3 }, { id: 1, text: 'café 日本 😀', x: [0.5, -0.001] }])
+    await source.close()
+    await source.close() // idempotent
+  })
+
+  test('offsets of simple lines', async () => {
+    const { file, idx } = await put('{"a":1}\n{"bb":22}\n{}\n')
+    const result = await indexJsonl(file, idx)
+    assert.equal(result.numRecords, 3)
+    const index = await OffsetIndex.load(idx)
+    assert.deepEqual([0, 1, 2, 3].map((i) => index.start(i)), [0, 8, 18, 21])
+  })
+
+  test('an empty file and a file of blank lines have no records', async () => {
+    for (const content of ['', '\n\n', '  \r\n\t\n']) {
+      const { file, idx } = await put(content)
+      const result = await indexJsonl(file, idx)
+      assert.equal(result.numRecords, 0)
+      assert.equal(result.digest, sha256(Buffer.from(content)))
+      const source = await openJsonlSource(file, idx)
+      assert.equal(source.numRecords, 0)
+      assert.deepEqual(await source.readJson([]), [])
+      await source.close()
+    }
+  })
+
+  test('a UTF-8 byte order mark is not part of the first record', async () => {
+    const { file, idx } = await put('\ufeff{"a":1}\n{"b":2}')
+    await indexJsonl(file, idx)
+    const source = await openJsonlSource(file, idx)
+    assert.deepEqual(await source.readRecords([0, 1]), [{ a: 1 }, { b: 2 }])
+    await source.close()
+  })
+
+  test('a malformed line reports its physical line number', async () => {
+    assert.match(await invalid('{"a":1}\n\n{"a":2}\r\n{"a":\n'), /^line 4: not valid JSON/)
+    assert.match(await invalid('{"a":1}\n{"a":01}'), /^line 2: /)
+    assert.match(await invalid('{"a":1}\n{"a":1}}\n'), /^line 2: /)
+    assert.match(await invalid('{"a":"tab\there"}\n'), /^line 1: /)
+    assert.match(await invalid('\n\n\n{a:1}\n'), /^line 4: /)
+  })
+
+  test('a line that is JSON but not an object fails', async () => {
+    assert.equal(await invalid('{"a":1}\n[1,2]\n'), 'line 2: each line must be a JSON object ({...}), got an array')
+    assert.match(await invalid('"text"\n'), /^line 1: .*got a string/)
+    assert.match(await invalid('{}\n\n42\n'), /^line 3: .*got a number/)
+    assert.match(await invalid('null\n'), /^line 1: .*got null/)
+  })
+
+  test('text that is not UTF-8 fails with its line', async () => {
+    const bad = Buffer.concat([Buffer.from('{"a":1}\n{"a":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n{"a":3}\n')])
+    assert.match(await invalid(bad), /^line 2: .*UTF-8/)
+    const last = Buffer.concat([Buffer.from('{"a":1}\n{"a":"'), Buffer.from([0xff]), Buffer.from('"}')])
+    assert.match(await invalid(last), /^line 2: .*UTF-8/)
+  })
+
+  for (const [mib, path_] of [[12, 'inline'], [40, 'worker']] as const) {
+    test(`${mib} MiB (${path_} hashing): chunk boundaries, a line longer than a chunk, progress`, async () => {
+      // Lines of varied length cross the read chunks (1 MiB inline, 4 MiB with the worker) at
+      // every phase, and one 3 MiB line spans several chunks.
+      const lines: string[] = []
+      let size = 0
+      for (let i = 0; size < mib << 20; i++) {
+        const line = i === 2000
+          ? JSON.stringify({ i, big: 'é'.repeat(3 << 19) })
+          : JSON.stringify({ i, pad: 'x'.repeat((i * 7919) % 3000), u: 'ü' })
+        lines.push(line)
+        size += Buffer.byteLength(line) + 1
+      }
+      const content = Buffer.from(lines.join('\n') + '\n')
+      const { file, idx } = await put(content)
+      const progress: Array<[number, number]> = []
+      const result = await indexJsonl(file, idx, { onProgress: (done, total) => progress.push([done, total]) })
+      assert.equal(result.numRecords, lines.length)
+      assert.equal(result.digest, sha256(content))
+      assert.equal(result.bytes, content.length)
+      assert.ok(progress.length >= 2, `progress was reported ${progress.length} times`)
+      for (let k = 1; k < progress.length; k++) assert.ok(progress[k]![0] >= progress[k - 1]![0])
+      assert.deepEqual(progress.at(-1), [content.length, content.length])
+
+      const source = await openJsonlSource(file, idx)
+      const picks = [2000, 0, lines.length - 1, 1999, 2001, 1234, 1234]
+      assert.deepEqual((await source.readJson(picks)).map(String), picks.map((i) => lines[i]))
+      const every = Array.from({ length: lines.length }, (_, i) => i)
+      assert.deepEqual((await source.readJson(every)).map(String), lines)
+      await source.close()
+    })
+  }
+
+  test('large files: bad lines in the worker\'s and the main thread\'s share, the first is reported', async () => {
+    // 109-byte lines, ~38 480 to a 4 MiB chunk. The main thread validates the first part of
+    // each chunk and the worker the rest, so line 36 501 falls to the worker in chunk 0 and
+    // line 40 001 to the main thread in chunk 1, which it reaches before the worker answers.
+    const good = '{"a":"' + 'x'.repeat(100) + '"}\n'
+    const cases: Array<[number[], number]> = [
+      [[36_500], 36_501],
+      [[2_000, 36_500], 2_001],
+      [[36_500, 40_000], 36_501],
+      [[399_999], 400_000]
+    ]
+    for (const [bad, line] of cases) {
+      const lines = new Array<string>(400_000).fill(good)
+      for (const i of bad) lines[i] = '{"a":[1,2}\n'
+      assert.match(await invalid(lines.join('')), new RegExp(`^line ${line}: not valid JSON`))
+    }
+  })
+
+  test('abort before and during the pass', async () => {
+    const { file, idx } = await put('{"a":1}\n')
+    await assert.rejects(indexJsonl(file, idx, { signal: AbortSignal.abort() }), { name: 'AbortError' })
+
+    const big = await put(Buffer.from('{"a":"0123456789"}\n'.repeat(1_200_000))) // ~23 MiB
+    const controller = new AbortController()
+    await assert.rejects(indexJsonl(big.file, big.idx, {
+      signal: controller.signal,
+      onProgress: () => controller.abort()
+    }), { name: 'AbortError' })
+    await assert.rejects(stat(big.idx), { code: 'ENOENT' })
+  })
+})
+
+describe('openJsonlSource', () => {
+  test('readJson and readRecords follow the order of indices, with repeats', async () => {
+    const records = Array.from({ length: 50 }, (_, i) => ({ i, s: `r${i}`, v: [i, i / 2] }))
+    const { file, idx } = await put(records.map((r) => JSON.stringify(r)).join('\n'))
+    await indexJsonl(file, idx)
+    const source = await openJsonlSource(file, idx)
+    const indices = [49, 3, 3, 17, 0, 18, 19, 20, 3, 49]
+    const raw = await source.readJson(indices)
+    assert.deepEqual(raw.map(String), indices.map((i) => JSON.stringify(records[i])))
+    assert.deepEqual(await source.readRecords(indices), indices.map((i) => records[i]))
+    assert.deepEqual(await source.readRecords(Array.from({ length: 50 }, (_, i) => i)), records)
+    await assert.rejects(source.readJson([50]), RangeError)
+    await assert.rejects(source.readJson([-1]), RangeError)
+    await source.close()
+    await assert.rejects(source.readJson([0]), /closed/)
+  })
+
+  test('a source that shrank since indexing is SOURCE_CHANGED', async () => {
+    const { file, idx } = await put('{"a":1}\n{"a":2}\n')
+    await indexJsonl(file, idx)
+    await writeFile(file, '{"a":1}\n')
+    await assert.rejects(openJsonlSource(file, idx), { code: 'SOURCE_CHANGED' })
+  })
+})
+
+describe('isJsonObject agrees with JSON.parse', () => {
+  function reference (text: string): boolean {
+    try {
+      const v: unknown = JSON.parse(text)
+      return v !== null && typeof v === 'object' && !Array.isArray(v)
+    } catch {
+      return false
+    }
+  }
+
+  function check (text: string): void {
+    const buf = Buffer.from(text)
+    // Compare with JSON.parse of the same bytes as the indexer sees them.
+    assert.equal(isJsonObject(buf, 0, buf.length), reference(buf.toString('utf8')), JSON.stringify(text))
+  }
+
+  test('hand-picked cases', () => {
+    const cases = [
+      '{}', ' {} ', '{"a":1}', '{"a":[]}', '{"a":{}}', '{"a":[1,2,{"b":null}]}', '{"":""}',
+      '{"a":-0}', '{"a":0.5e-10}', '{"a":1E+2}', '{"a":"\\u00e9\\n\\/"}', '{"a":true,"b":false}',
+      '{"a":01}', '{"a":1.}', '{"a":.5}', '{"a":+1}', '{"a":1e}', '{"a":-}', '{"a":0x1}', '{"a":NaN}',
+      '{"a":"\\x"}', '{"a":"\\u12"}', '{"a":"\t"}', '{"a":tru}', '{"a":nul}', '{"a":1,}', '{,"a":1}',
+      '{"a" 1}', '{"a":1 "b":2}', '{"a":[1,]}', '{"a":[,1]}', '{"a":[1 2]}', '{"a":1}}', '{"a":[1}',
+      '{"a":{"b":1]}', '{"a":1} x', '{\'a\':1}', '{a:1}', '[1]', '1', '"s"', 'null', '', ' ',
+      '{"a":1}\r', '{"a":\r1}', '\ufeff{}', '{"a":"\ud83d\ude00"}', '{"a":[[[[[[[[[[]]]]]]]]]]}',
+      '{"a":' + '['.repeat(1000) + ']'.repeat(1000) + '}', '{"a":1e400}', '{"__proto__":1}'
+    ]
+    for (const c of cases) check(c)
+  })
+
+  test('random JSON and mutations of it', () => {
+    const alphabet = fc.constantFrom(...'{}[]:,"\\ \t\r0123456789-+.eEtrufalsn/abcé')
+    const objects = fc.dictionary(fc.string(), fc.jsonValue()).map((o) => JSON.stringify(o))
+    const mutated = fc.tuple(fc.oneof(fc.json(), objects), fc.array(fc.tuple(fc.nat(), fc.nat(2), alphabet), { maxLength: 3 }))
+      .map(([text, edits]) => {
+        let s = text
+        for (const [at, kind, ch] of edits) {
+          const p = s.length === 0 ? 0 : at % (s.length + 1)
+          s = kind === 0 ? s.slice(0, p) + ch + s.slice(p) : kind === 1 ? s.slice(0, p) + s.slice(p + 1) : s.slice(0, p) + ch + s.slice(p + 1)
+        }
+        return s
+      })
+    fc.assert(fc.property(fc.oneof(fc.json(), mutated, objects, fc.string({ unit: alphabet })), (text) => check(text)), { numRuns: 3000 })
+  })
+})
