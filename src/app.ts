@@ -4,8 +4,11 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import errorsPlugin from './plugins/errors.js'
+import jsonBodyPlugin from './plugins/json-body.js'
 import swaggerPlugin from './plugins/swagger.js'
 import storePlugin from './plugins/store.js'
+import authPlugin from './plugins/auth.js'
+import loadSheddingPlugin from './plugins/load-shedding.js'
 import healthRoutes from './routes/health.js'
 import datasetRoutes from './routes/datasets.js'
 import batchRoutes from './routes/batches.js'
@@ -20,7 +23,9 @@ export interface BuildOptions {
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger ?? { level: config.logLevel },
+    // Tokens travel in Authorization; the default serializers never log headers, and the
+    // redaction makes sure a custom log line cannot either.
+    logger: opts.logger ?? { level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] },
     bodyLimit: config.bodyLimitBytes,
     // Rank and index travel in the path; nothing long belongs there.
     routerOptions: { maxParamLength: 200 },
@@ -32,7 +37,10 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await app.register(errorsPlugin)
+  await app.register(jsonBodyPlugin)
   await app.register(swaggerPlugin)
+  await app.register(loadSheddingPlugin, { config })
+  await app.register(authPlugin, { config })
   await app.register(storePlugin, { config })
   await app.register(healthRoutes)
   await app.register(datasetRoutes)

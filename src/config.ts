@@ -18,7 +18,13 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * MiB }),
   MEMORY_CACHE_BYTES: Type.Integer({ minimum: 0, default: 256 * MiB }),
   DISK_CACHE_BYTES: Type.Integer({ minimum: 0, default: 4096 * MiB }),
-  PREFETCH_BATCHES: Type.Integer({ minimum: 0, maximum: 64, default: 4 })
+  PREFETCH_BATCHES: Type.Integer({ minimum: 0, maximum: 64, default: 4 }),
+  ADMIN_TOKEN: Type.String({ default: '' }),
+  READ_TOKEN: Type.String({ default: '' }),
+  ALLOWED_SOURCE_URL_PREFIXES: Type.String({ default: '' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
+  // Event-loop delay above which requests are shed with 503 + Retry-After (0: never).
+  MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 })
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -34,6 +40,13 @@ export interface Config {
   memoryCacheBytes: number
   diskCacheBytes: number
   prefetchBatches: number
+  /** Empty: mutations only from loopback clients. */
+  adminToken: string
+  /** Empty: reads need no token. */
+  readToken: string
+  allowedSourceUrlPrefixes: string
+  shutdownGraceMs: number
+  maxEventLoopDelayMs: number
 }
 
 /**
@@ -56,6 +69,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     memoryCacheBytes: raw.MEMORY_CACHE_BYTES,
     diskCacheBytes: raw.DISK_CACHE_BYTES,
-    prefetchBatches: raw.PREFETCH_BATCHES
+    prefetchBatches: raw.PREFETCH_BATCHES,
+    adminToken: raw.ADMIN_TOKEN,
+    readToken: raw.READ_TOKEN,
+    allowedSourceUrlPrefixes: raw.ALLOWED_SOURCE_URL_PREFIXES,
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS
   })
 }

@@ -22,9 +22,17 @@ async function main (): Promise<void> {
   async function shutdown (signal: string): Promise<void> {
     if (closing) return
     closing = true
-    app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+    app.log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing in-flight requests')
+    // Past the grace period, stop waiting: exit non-zero so a supervisor knows it was cut short.
+    setTimeout(() => {
+      app.log.error('shutdown grace period over; exiting with requests still open')
+      process.exit(1)
+    }, config.shutdownGraceMs).unref()
     try {
+      // Stops accepting, lets in-flight requests finish (idle keep-alive sockets are closed),
+      // stops read-ahead, waits for pending disk writes, then closes LevelDB.
       await app.close()
+      app.log.info('closed cleanly')
       process.exit(0)
     } catch (err) {
       app.log.error({ err }, 'error while shutting down')

@@ -33,10 +33,10 @@ export async function buildTestApp (t: TestContext, env: Record<string, string> 
   const handle: TestApp = {
     app: await buildApp(config),
     config,
-    dataRoot,
-    cacheDir,
+    dataRoot: config.dataRoot,
+    cacheDir: config.cacheDir,
     async writeData (rel, content) {
-      const file = path.join(dataRoot, rel)
+      const file = path.join(config.dataRoot, rel)
       await mkdir(path.dirname(file), { recursive: true })
       await writeFile(file, content)
       return rel

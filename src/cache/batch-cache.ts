@@ -14,6 +14,7 @@ import { createBatchBuilder } from './batch-builder.js'
 import { createMemoryTier, type CachedBatch } from './memory-tier.js'
 import { createDiskTier } from './disk-tier.js'
 import type { CacheMetrics } from './metrics.js'
+import type { SourceGuard } from '../datasets/source-guard.js'
 
 export type CacheTier = 'memory' | 'disk' | 'miss'
 
@@ -41,6 +42,7 @@ export interface BatchCacheOptions {
   prefetchBatches: number
   metrics: CacheMetrics
   log: FastifyBaseLogger
+  guard: SourceGuard
   /** Foreground builds running at once; more wait their turn. */
   maxConcurrentBuilds?: number
 }
@@ -118,6 +120,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     try {
       const { req } = job
       const body = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
+      // A file rewritten while the batch was read must not leave a mixed batch in a cache.
+      opts.guard.verify(req.record)
       return { body, etag: etagOf(body) }
     } finally {
       end()
@@ -192,6 +196,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   async function getBatch (req: BatchRequest): Promise<Batch> {
     const plan = planSpecOf(req.record)
     const numBatches = checkAddress(plan, req.rank, req.index)
+    opts.guard.check(req.record)
     const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
     const job: Job = { req, plan, numBatches, key }
     const hit = memory.get(key)

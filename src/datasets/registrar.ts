@@ -122,6 +122,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
       try {
         await mkdir(indexDir, { recursive: true })
         const filePath = record.filePath as string
+        const before = await stat(filePath)
         const result = await indexSource(record.spec.source.format, filePath, tmpIndex, {
           signal: controller.signal,
           onProgress (bytesDone, bytesTotal) { progress.set(name, { bytesDone, bytesTotal }) }
@@ -135,6 +136,9 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
         if (await exists(indexPath)) await rm(tmpIndex, { force: true })
         else await rename(tmpIndex, indexPath)
         const st = await stat(filePath)
+        if (st.size !== before.size || st.mtimeMs !== before.mtimeMs || st.size !== result.bytes) {
+          throw new AppError('SOURCE_INVALID', 'the source file changed while it was being indexed; register it again once it is complete')
+        }
         outcome = {
           ...record,
           status: 'ready',

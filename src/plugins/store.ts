@@ -8,6 +8,7 @@ import { createRegistry } from '../store/registry.js'
 import { createRegistrar, type Registrar } from '../datasets/registrar.js'
 import { createBatchCache, type BatchCache } from '../cache/batch-cache.js'
 import { createCacheMetrics, type CacheMetrics } from '../cache/metrics.js'
+import { createSourceGuard } from '../datasets/source-guard.js'
 
 export interface Services {
   config: Config
@@ -34,7 +35,8 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
     diskBytes: config.diskCacheBytes,
     prefetchBatches: config.prefetchBatches,
     metrics,
-    log: app.log
+    log: app.log,
+    guard: createSourceGuard()
   })
   await batches.open()
   app.decorate('services', { config, db, registrar, batches, metrics })

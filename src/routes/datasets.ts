@@ -8,6 +8,7 @@ import { toDescriptor, planSpecOf } from '../datasets/descriptor.js'
 import { shardNumBatches, shardNumRecords } from '../plan/plan.js'
 import { AppError } from '../errors.js'
 import { requireReady } from './ready.js'
+import { checkIntegerLiterals } from '../plugins/json-body.js'
 
 const NameParams = Type.Object({ name: DatasetName })
 
@@ -15,6 +16,9 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async function datasetRoutes (a
   const { registrar, batches } = app.services
 
   app.post('/datasets', {
+    preValidation: async function integerLiterals (request) {
+      checkIntegerLiterals(request, ['batchSize', 'numShards', 'seed'])
+    },
     schema: {
       tags: ['datasets'],
       summary: 'Register a dataset',
