@@ -29,7 +29,9 @@ export async function makeTempDirs (t: TestContext): Promise<{ dataRoot: string,
 
 export async function buildTestApp (t: TestContext, env: Record<string, string> = {}): Promise<TestApp> {
   const { dataRoot, cacheDir } = await makeTempDirs(t)
-  const config = loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent', ...env })
+  // Load shedding is off unless a test turns it on: a busy CI machine must not turn
+  // functional tests into 503s (test/hardening/faults.test.ts tests shedding itself).
+  const config = loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
   const handle: TestApp = {
     app: await buildApp(config),
     config,

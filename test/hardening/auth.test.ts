@@ -10,7 +10,7 @@ const body = { name: 'd', source: { format: 'json', records: [{ a: 1 }, { a: 2 }
 test('ADMIN_TOKEN guards POST and DELETE; READ_TOKEN guards reads; probes stay open', async (t) => {
   const logs: string[] = []
   const { dataRoot, cacheDir } = await makeTempDirs(t)
-  const config = loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, ADMIN_TOKEN: 'admin-secret-1', READ_TOKEN: 'read-secret-2' })
+  const config = loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, ADMIN_TOKEN: 'admin-secret-1', READ_TOKEN: 'read-secret-2', MAX_EVENT_LOOP_DELAY_MS: '0' })
   // Everything the app logs, at the most verbose level, goes to `logs`.
   const app = await buildApp(config, { logger: { level: 'trace', stream: { write: (line: string) => { logs.push(line) } } } })
   t.after(async () => { await app.close() })

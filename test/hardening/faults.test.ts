@@ -48,7 +48,7 @@ test('a full disk degrades the disk tier to memory-only; requests still succeed'
   await mkdir(cacheDir)
   // A small real filesystem, so LevelDB meets a real ENOSPC.
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', cacheDir])
-  const app = await buildApp(loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent', PREFETCH_BATCHES: '0' }))
+  const app = await buildApp(loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent', PREFETCH_BATCHES: '0', MAX_EVENT_LOOP_DELAY_MS: '0' }))
   t.after(async () => {
     await app.close()
     execFileSync('umount', ['-l', cacheDir])
