@@ -196,7 +196,9 @@ function buildColumn (col: ColumnReader): Data {
     case 'int64':
       return int64Column(col)
     case 'float64':
-      return float64Column(col)
+      return floatColumn(col, false)
+    case 'float32':
+      return floatColumn(col, true)
     case 'bool':
       return boolColumn(col)
     case 'string':
@@ -204,9 +206,11 @@ function buildColumn (col: ColumnReader): Data {
     case 'json':
       return utf8Column(col, true)
     case 'list<int64>':
-      return listColumn(col, false)
+      return listColumn(col, 'int64')
     case 'list<float64>':
-      return listColumn(col, true)
+      return listColumn(col, 'float64')
+    case 'list<float32>':
+      return listColumn(col, 'float32')
     default:
       throw new AppError('SOURCE_INVALID', `field ${JSON.stringify(col.field.name)} has type ${col.field.type}, which the Arrow body cannot carry for this source`)
   }
@@ -242,9 +246,9 @@ function toBigInt64 (col: ColumnReader, k: number, v: unknown): bigint {
   return b
 }
 
-function float64Column (col: ColumnReader): Data {
+function floatColumn (col: ColumnReader, single: boolean): Data {
   const n = col.length
-  const out = new Float64Array(n)
+  const out = single ? new Float32Array(n) : new Float64Array(n)
   for (let k = 0; k < n; k++) {
     const v = col.get(k)
     if (v === undefined) continue
@@ -252,7 +256,8 @@ function float64Column (col: ColumnReader): Data {
     else if (typeof v === 'bigint') out[k] = Number(v)
     else throw col.mismatch(k, v)
   }
-  return makeData({ type: new Float64(), length: n, ...col.nulls(), data: out })
+  if (single) return makeData({ type: new Float32(), length: n, ...col.nulls(), data: out as Float32Array })
+  return makeData({ type: new Float64(), length: n, ...col.nulls(), data: out as Float64Array })
 }
 
 function boolColumn (col: ColumnReader): Data {
@@ -298,7 +303,8 @@ function utf8Column (col: ColumnReader, json: boolean): Data {
   return makeData({ type: new Utf8(), length: n, ...col.nulls(), valueOffsets: offsets, data })
 }
 
-function listColumn (col: ColumnReader, float: boolean): Data {
+function listColumn (col: ColumnReader, item: 'int64' | 'float64' | 'float32'): Data {
+  const float = item !== 'int64'
   const n = col.length
   const offsets = new Int32Array(n + 1)
   const lists = new Array<readonly unknown[] | undefined>(n)
@@ -314,7 +320,7 @@ function listColumn (col: ColumnReader, float: boolean): Data {
     total += v.length
     offsets[k + 1] = total
   }
-  const values = float ? new Float64Array(total) : new BigInt64Array(total)
+  const values = item === 'float32' ? new Float32Array(total) : item === 'float64' ? new Float64Array(total) : new BigInt64Array(total)
   const words = !float && LITTLE_ENDIAN ? new Uint32Array(values.buffer) : undefined
   let validity: Uint8Array | undefined
   let childNulls = 0
@@ -340,7 +346,7 @@ function listColumn (col: ColumnReader, float: boolean): Data {
       }
     }
   }
-  const itemType: DataType = float ? new Float64() : new Int64()
+  const itemType: DataType = item === 'float32' ? new Float32() : item === 'float64' ? new Float64() : new Int64()
   const child = primitiveData(itemType, total, values, childNulls, validity) as Data<Float64>
   const type = new List<Float64>(new Field('item', itemType as Float64, true))
   return makeData({ type, length: n, ...col.nulls(), valueOffsets: offsets, child })

@@ -11,6 +11,9 @@
 //   an error: AppError SOURCE_INVALID `line N: field "x" is string, expected int64`.
 // - `nullable: true` when some record holds null there or lacks the key (including records
 //   before the key first appeared). A column that is null in every record is `json`, nullable.
+// - float32: a float64 or list<float64> column whose every number is exactly a float32 value
+//   (Math.fround(x) === x; e.g. features written from float32 arrays) is `float32` /
+//   `list<float32>`: lossless, and half the Arrow bytes.
 // - Fields come in first-seen order; the result is a pure function of the records' sequence.
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
@@ -25,6 +28,10 @@ interface Column {
   sawNull: boolean
   /** How many records had the key (null values included). */
   present: number
+  /** Every number seen here (list elements included) is exactly a float32. */
+  exact32: boolean
+  /** Some number here has a fractional part: a float column, not integers written large. */
+  fraction: boolean
 }
 
 export interface SchemaInferrer {
@@ -50,7 +57,7 @@ export function createSchemaInferrer (): SchemaInferrer {
       for (const name of Object.keys(record)) {
         let column = byName[name]
         if (column === undefined) {
-          column = { name, kind: undefined, sawNull: false, present: 0 }
+          column = { name, kind: undefined, sawNull: false, present: 0, exact32: true, fraction: false }
           byName[name] = column
           columns.push(column)
         }
@@ -66,19 +73,41 @@ export function createSchemaInferrer (): SchemaInferrer {
           throw new AppError('SOURCE_INVALID', `line ${line}: field ${JSON.stringify(name)} is ${describeKind(kind)}, expected ${describeKind(column.kind!)}`)
         }
         column.kind = merged
+        if (column.exact32 && (merged === 'float64' || merged === 'list<float64>' || merged === 'int64' || merged === 'list<int64>')) {
+          column.exact32 = allFloat32(value)
+          if (!column.fraction) column.fraction = hasFraction(value)
+        }
       }
     },
 
     result () {
       return {
         fields: columns.map((c) => {
-          const field: SchemaField = { name: c.name, type: finalType(c.kind) }
+          let type = finalType(c.kind)
+          if (c.exact32 && c.fraction && type === 'float64') type = 'float32'
+          if (c.exact32 && c.fraction && type === 'list<float64>') type = 'list<float32>'
+          const field: SchemaField = { name: c.name, type }
           if (c.sawNull || c.present < records || c.kind === undefined) field.nullable = true
           return field
         })
       }
     }
   }
+}
+
+function allFloat32 (value: unknown): boolean {
+  if (typeof value === 'number') return Math.fround(value) === value
+  if (!Array.isArray(value)) return true
+  for (let k = 0; k < value.length; k++) {
+    const v = value[k]
+    if (typeof v === 'number' && Math.fround(v) !== v) return false
+  }
+  return true
+}
+
+function hasFraction (value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isInteger(value)
+  return Array.isArray(value) && value.some((v) => typeof v === 'number' && !Number.isInteger(v))
 }
 
 function kindOf (value: unknown): ValueKind | 'null' | 'other' {

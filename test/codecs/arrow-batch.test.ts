@@ -166,7 +166,7 @@ test('values that do not fit the schema are SOURCE_INVALID naming the record', f
   assert.throws(() => encodeArrowBatch(schema, [7], [{ ...ok, l: ['a'] }]), isInvalid(/^record 7: field "l" is a list, expected list<float64>$/))
   assert.throws(() => encodeArrowBatch(schema, [7], [[1, 2]]), isInvalid(/^record 7: a record must be an object/))
   assert.throws(() => encodeArrowBatch({ fields: [{ name: '__index', type: 'int64' }] }, [0], [{ __index: 1 }]), isInvalid(/named "__index"/))
-  assert.throws(() => encodeArrowBatch({ fields: [{ name: 'x', type: 'float32' }] }, [0], [{ x: 1 }]), isInvalid(/type float32, which the Arrow body cannot carry/))
+  assert.throws(() => encodeArrowBatch({ fields: [{ name: 'x', type: 'float16' }] }, [0], [{ x: 1 }]), isInvalid(/type float16, which the Arrow body cannot carry/))
   assert.throws(() => encodeArrowBatch(schema, [0, 1], [ok]), RangeError)
 })
 

@@ -21,7 +21,7 @@ function invalidAt (line: number, message: string): (err: unknown) => boolean {
 
 test('scalar types: int64, float64, bool, string', function () {
   assert.deepEqual(infer([
-    { i: 1, f: 0.5, b: true, s: 'x' },
+    { i: 1, f: 0.1, b: true, s: 'x' },
     { i: -2, f: 3, b: false, s: '' }
   ]), [
     { name: 'i', type: 'int64' },
@@ -32,8 +32,23 @@ test('scalar types: int64, float64, bool, string', function () {
 })
 
 test('a column mixing integers and floats is float64, in either order', function () {
-  assert.deepEqual(infer([{ x: 1 }, { x: 2.5 }, { x: 3 }]), [{ name: 'x', type: 'float64' }])
-  assert.deepEqual(infer([{ x: 2.5 }, { x: 1 }]), [{ name: 'x', type: 'float64' }])
+  assert.deepEqual(infer([{ x: 1 }, { x: 2.1 }, { x: 3 }]), [{ name: 'x', type: 'float64' }])
+  assert.deepEqual(infer([{ x: 2.1 }, { x: 1 }]), [{ name: 'x', type: 'float64' }])
+})
+
+test('floats that are all exactly float32 values are float32 (lossless, half the Arrow bytes)', function () {
+  const f32 = (x: number): number => Math.fround(x)
+  assert.deepEqual(infer([{ x: f32(0.1), v: [f32(0.2), 1, f32(-3.7)] }, { x: 2.5, v: [] }]), [
+    { name: 'x', type: 'float32' },
+    { name: 'v', type: 'list<float32>' }
+  ])
+  // One value that float32 cannot hold exactly keeps the column float64.
+  assert.deepEqual(infer([{ x: f32(0.1), v: [f32(0.2)] }, { x: 0.1, v: [0.2] }]), [
+    { name: 'x', type: 'float64' },
+    { name: 'v', type: 'list<float64>' }
+  ])
+  // Integer columns stay int64; only-empty lists stay list<float64>.
+  assert.deepEqual(infer([{ i: 1, e: [] }, { i: 2, e: [] }]), [{ name: 'i', type: 'int64' }, { name: 'e', type: 'list<float64>' }])
 })
 
 test('integers beyond the safe range are float64 (JSON.parse already rounded them)', function () {
@@ -43,8 +58,8 @@ test('integers beyond the safe range are float64 (JSON.parse already rounded the
 
 test('arrays of numbers are lists; ints widen to floats; null elements are allowed', function () {
   assert.deepEqual(infer([
-    { a: [1, 2], b: [1, 2], c: [0.5], d: [], e: [1, null] },
-    { a: [3], b: [0.25, 1], c: [2], d: [], e: [null] }
+    { a: [1, 2], b: [1, 2], c: [0.1], d: [], e: [1, null] },
+    { a: [3], b: [0.3, 1], c: [2], d: [], e: [null] }
   ]), [
     { name: 'a', type: 'list<int64>' },
     { name: 'b', type: 'list<float64>' },
@@ -85,7 +100,7 @@ test('nullable: nulls, keys missing later, and keys missing from the first recor
 })
 
 test('a null first does not fix the type; a column that is always null is json, nullable', function () {
-  assert.deepEqual(infer([{ a: null, z: null }, { a: 1.5, z: null }]), [
+  assert.deepEqual(infer([{ a: null, z: null }, { a: 1.1, z: null }]), [
     { name: 'a', type: 'float64', nullable: true },
     { name: 'z', type: 'json', nullable: true }
   ])
@@ -139,6 +154,6 @@ test('inference is deterministic and result() can be called along the way', func
   const inferrer = createSchemaInferrer()
   inferrer.add({ a: 1 }, 1)
   assert.deepEqual(inferrer.result().fields, [{ name: 'a', type: 'int64' }])
-  inferrer.add({ a: 2.5, b: 'x' }, 2)
+  inferrer.add({ a: 2.1, b: 'x' }, 2)
   assert.deepEqual(inferrer.result().fields, [{ name: 'a', type: 'float64' }, { name: 'b', type: 'string', nullable: true }])
 })

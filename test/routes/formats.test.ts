@@ -21,7 +21,8 @@ test('JSONL: the schema is inferred at registration and Arrow carries it plus __
   const reg = await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 5, numShards: 1, shuffle: true } })
   assert.equal(reg.statusCode, 201, reg.body)
   assert.deepEqual(reg.json().schema.fields.map((f: { name: string, type: string }) => [f.name, f.type]), [
-    ['id', 'int64'], ['score', 'float64'], ['ok', 'bool'], ['name', 'string'], ['x', 'list<float64>'], ['meta', 'json'], ['opt', 'int64']
+    // i/4 and i+0.5 are exact float32 values: lossless float32 columns.
+    ['id', 'int64'], ['score', 'float32'], ['ok', 'bool'], ['name', 'string'], ['x', 'list<float32>'], ['meta', 'json'], ['opt', 'int64']
   ])
   const json = (await h.app.inject({ method: 'GET', url: '/datasets/d/shards/0/batches/1?epoch=2' })).json()
   const res = await h.app.inject({ method: 'GET', url: '/datasets/d/shards/0/batches/1?epoch=2', headers: { accept: 'application/vnd.apache.arrow.stream' } })
@@ -59,7 +60,7 @@ test('CSV: typed columns in Arrow', async (t) => {
   await h.writeData('c.csv', 'id,name,score\n1,a,0.5\n2,"b, c",\n3,d,2\n')
   const reg = await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'c', source: { format: 'csv', path: 'c.csv' }, batchSize: 3, numShards: 1 } })
   assert.equal(reg.statusCode, 201, reg.body)
-  assert.deepEqual(reg.json().schema.fields.map((f: { name: string, type: string, nullable?: boolean }) => [f.name, f.type, f.nullable === true]), [['id', 'int64', false], ['name', 'string', false], ['score', 'float64', true]])
+  assert.deepEqual(reg.json().schema.fields.map((f: { name: string, type: string, nullable?: boolean }) => [f.name, f.type, f.nullable === true]), [['id', 'int64', false], ['name', 'string', false], ['score', 'float32', true]])
   const rows = arrowRows((await h.app.inject({ method: 'GET', url: '/datasets/c/shards/0/batches/0?format=arrow' })).rawPayload)
   assert.deepEqual(rows.map((r) => [Number(r.id), r.name, r.score]), [[1, 'a', 0.5], [2, 'b, c', null], [3, 'd', 2]])
 })
