@@ -3,6 +3,7 @@
 import path from 'node:path'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import { parseAllowedPrefixes } from './sources/url-source.js'
 
 const MiB = 1024 * 1024
 
@@ -59,6 +60,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
     data: { ...env },
     dotenv: opts.dotenv ?? false
   })
+  try {
+    parseAllowedPrefixes(raw.ALLOWED_SOURCE_URL_PREFIXES)
+  } catch (err) {
+    throw new Error(`env/ALLOWED_SOURCE_URL_PREFIXES: ${(err as Error).message}`)
+  }
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,

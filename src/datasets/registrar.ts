@@ -12,6 +12,7 @@ import type { DatasetRecord, Registry } from '../store/registry.js'
 import { PLAN_VERSION } from '../plan/plan.js'
 import { MAX_PERMUTATION_SIZE } from '../plan/permutation.js'
 import { resolveSourcePath } from '../sources/confine.js'
+import { checkUrlAllowed, downloadByRanges, parseAllowedPrefixes } from '../sources/url-source.js'
 import { indexSource } from '../sources/index-source.js'
 import { canonicalSpec, checkSource, fingerprintOf, sha256Hex, specKeyOf } from './spec.js'
 
@@ -41,6 +42,8 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
   const progress = new Map<string, DatasetRecord['progress']>()
   const indexDir = path.join(config.cacheDir, 'index')
   const inlineDir = path.join(config.cacheDir, 'inline')
+  const remoteDir = path.join(config.cacheDir, 'remote')
+  const urlPrefixes = parseAllowedPrefixes(config.allowedSourceUrlPrefixes)
 
   async function prepareInline (body: RegisterBodyT): Promise<{ filePath: string, sha256: string, count: number }> {
     const records = body.source.records ?? []
@@ -79,11 +82,17 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     // A failed registration holds no data, so registering the name again (fixed file or
     // other spec) simply replaces it.
 
+    if (spec.source.url !== undefined) {
+      // Checked now (403 at once), fetched by the background job: its size is unknown yet.
+      checkUrlAllowed(spec.source.url, urlPrefixes)
+      const record: DatasetRecord = { spec, specKey, status: 'indexing', createdAt: new Date().toISOString(), progress: { bytesDone: 0, bytesTotal: 0 } }
+      await registry.put(spec.name, record)
+      startIndexing(record)
+      return { statusCode: 202, record: withProgress(record) }
+    }
     let filePath: string
     if (inline !== undefined) {
       filePath = inline.filePath
-    } else if (spec.source.url !== undefined) {
-      throw new AppError('SOURCE_FORBIDDEN', `source.url "${spec.source.url}" is not allowed: this server allows no URL sources; copy the file under the data root and use source.path`)
     } else {
       filePath = await resolveSourcePath(config.dataRoot, spec.source.path as string)
     }
@@ -119,9 +128,22 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     const job: IndexJob = { controller, done: Promise.resolve() }
     job.done = (async () => {
       let outcome: DatasetRecord
+      let download: string | undefined
       try {
         await mkdir(indexDir, { recursive: true })
-        const filePath = record.filePath as string
+        let filePath = record.filePath as string
+        if (record.spec.source.url !== undefined) {
+          // A URL source is fetched once, in ranged chunks that resume after a dropped
+          // connection, into a local file; batches then never touch the network.
+          await mkdir(remoteDir, { recursive: true })
+          download = path.join(remoteDir, `tmp-${randomUUID()}.download`)
+          await downloadByRanges(checkUrlAllowed(record.spec.source.url, urlPrefixes), download, {
+            prefixes: urlPrefixes,
+            signal: controller.signal,
+            onProgress (bytesDone, bytesTotal) { progress.set(name, { bytesDone, bytesTotal }) }
+          })
+          filePath = download
+        }
         const before = await stat(filePath)
         const result = await indexSource(record.spec.source.format, filePath, tmpIndex, {
           signal: controller.signal,
@@ -135,12 +157,21 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
         // The index is keyed by the source digest, so registrations of one file share it.
         if (await exists(indexPath)) await rm(tmpIndex, { force: true })
         else await rename(tmpIndex, indexPath)
-        const st = await stat(filePath)
+        let st = await stat(filePath)
         if (st.size !== before.size || st.mtimeMs !== before.mtimeMs || st.size !== result.bytes) {
           throw new AppError('SOURCE_INVALID', 'the source file changed while it was being indexed; register it again once it is complete')
         }
+        if (download !== undefined) {
+          // Content-addressed, like the index: one copy per distinct remote content.
+          filePath = path.join(remoteDir, `${result.digest}.${record.spec.source.format}`)
+          if (await exists(filePath)) await rm(download, { force: true })
+          else await rename(download, filePath)
+          download = undefined
+          st = await stat(filePath)
+        }
         outcome = {
           ...record,
+          filePath,
           status: 'ready',
           numRecords: result.numRecords,
           sourceDigest: result.digest,
@@ -153,6 +184,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
         }
       } catch (err) {
         await rm(tmpIndex, { force: true })
+        if (download !== undefined) await rm(download, { force: true })
         if (controller.signal.aborted) return
         const message = isAppError(err) ? err.message : `indexing failed: ${(err as Error).message}`
         if (!isAppError(err)) log.error({ err, dataset: name }, 'indexing failed')
@@ -207,8 +239,8 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     if (record.indexPath !== undefined && !others.some((o) => o.indexPath === record.indexPath)) {
       await rm(record.indexPath, { force: true })
     }
-    if (record.spec.source.format === 'json' && record.filePath !== undefined &&
-        !others.some((o) => o.filePath === record.filePath)) {
+    const copied = record.spec.source.format === 'json' || record.spec.source.url !== undefined
+    if (copied && record.filePath !== undefined && !others.some((o) => o.filePath === record.filePath)) {
       await rm(record.filePath, { force: true })
     }
   }
