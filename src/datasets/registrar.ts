@@ -13,7 +13,7 @@ import { PLAN_VERSION } from '../plan/plan.js'
 import { MAX_PERMUTATION_SIZE } from '../plan/permutation.js'
 import { resolveSourcePath } from '../sources/confine.js'
 import { checkUrlAllowed, downloadByRanges, parseAllowedPrefixes } from '../sources/url-source.js'
-import { indexSource } from '../sources/index-source.js'
+import { indexSourceInWorker } from '../sources/index-worker.js'
 import { canonicalSpec, checkSource, fingerprintOf, sha256Hex, specKeyOf } from './spec.js'
 
 export interface RegisterOutcome {
@@ -145,7 +145,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
           filePath = download
         }
         const before = await stat(filePath)
-        const result = await indexSource(record.spec.source.format, filePath, tmpIndex, {
+        const result = await indexSourceInWorker(record.spec.source.format, filePath, tmpIndex, {
           signal: controller.signal,
           onProgress (bytesDone, bytesTotal) { progress.set(name, { bytesDone, bytesTotal }) }
         })

@@ -16,6 +16,7 @@ import { isUtf8 } from 'node:buffer'
 import { createHash, type Hash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { workerBootstrap } from './worker-bootstrap.js'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
@@ -625,15 +626,9 @@ class ChunkWorker implements ChunkHelper {
   }
 }
 
-// This module is the worker's code too (see the end of the file). Run from TypeScript under
-// tsx (tests, `npm run dev`), the worker must register tsx itself: Node 20 does not hand the
-// `--import` loader on to worker threads.
+// This module is the worker's code too (see the end of the file).
 function workerSource (): string {
-  const self = JSON.stringify(import.meta.url)
-  const loader = import.meta.url.endsWith('.ts')
-    ? `const { register } = await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}); register();`
-    : ''
-  return `(async () => { ${loader} await import(${self}) })()`
+  return workerBootstrap(import.meta.url)
 }
 
 // The worker's side: messages [slot, n, from, to] in file order, [-1, ...] for the digest.

@@ -1,0 +1,63 @@
+// Runs a source's indexing (offsets, digest, validation, schema) in a worker thread. The
+// event loop keeps serving cache hits to trainers while a large file is indexed, and the
+// memory the pass needs (parsed records for the schema) leaves with the worker instead of
+// staying in the server's heap.
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { AppError, type ErrorCode } from '../errors.js'
+import type { IndexOptions } from './record-source.js'
+import { indexSource, type SourceFormat, type SourceIndex } from './index-source.js'
+import { workerBootstrap } from './worker-bootstrap.js'
+
+const ROLE = 'shardfeed-index-worker'
+
+interface Job { role: typeof ROLE, format: SourceFormat, filePath: string, indexPath: string }
+type Message =
+  | { type: 'progress', bytesDone: number, bytesTotal: number }
+  | { type: 'done', result: SourceIndex }
+  | { type: 'error', code?: ErrorCode, message: string }
+
+export async function indexSourceInWorker (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions = {}): Promise<SourceIndex> {
+  opts.signal?.throwIfAborted()
+  const job: Job = { role: ROLE, format, filePath, indexPath }
+  const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: job })
+  return await new Promise<SourceIndex>((resolve, reject) => {
+    let settled = false
+    function settle (fn: () => void): void {
+      if (settled) return
+      settled = true
+      opts.signal?.removeEventListener('abort', onAbort)
+      fn()
+    }
+    function onAbort (): void {
+      settle(() => { reject(opts.signal?.reason ?? new Error('aborted')) })
+      worker.terminate().catch(() => {})
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    worker.on('message', (msg: Message) => {
+      if (msg.type === 'progress') opts.onProgress?.(msg.bytesDone, msg.bytesTotal)
+      else if (msg.type === 'done') settle(() => { resolve(msg.result) })
+      else settle(() => { reject(msg.code !== undefined ? new AppError(msg.code, msg.message) : new Error(msg.message)) })
+    })
+    worker.on('error', (err) => { settle(() => { reject(err) }) })
+    worker.on('exit', (code) => { settle(() => { reject(new Error(`the indexing worker exited with code ${code}`)) }) })
+  })
+}
+
+async function runJob (job: Job): Promise<void> {
+  const port = parentPort
+  if (port === null) return
+  try {
+    const result = await indexSource(job.format, job.filePath, job.indexPath, {
+      onProgress (bytesDone, bytesTotal) { port.postMessage({ type: 'progress', bytesDone, bytesTotal } satisfies Message) }
+    })
+    port.postMessage({ type: 'done', result } satisfies Message)
+  } catch (err) {
+    const e = err as { code?: unknown, message?: string }
+    const code = err instanceof AppError ? e.code as ErrorCode : undefined
+    port.postMessage({ type: 'error', ...(code !== undefined ? { code } : {}), message: e.message ?? String(err) } satisfies Message)
+  }
+}
+
+if (!isMainThread && (workerData as Partial<Job> | null)?.role === ROLE) {
+  runJob(workerData as Job).catch(() => {})
+}
