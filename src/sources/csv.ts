@@ -12,6 +12,7 @@ import { CsvError, Parser, type Options } from 'csv-parse'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
+import { openIndexedFile } from './file-io.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 
 const CHUNK_BYTES = 1 << 20
@@ -291,17 +292,7 @@ async function lineAt (fh: FileHandle, offset: number): Promise<number> {
 /** Opens an indexed CSV file for random access; `columns` are IndexResult.columns. */
 export async function openCsvSource (filePath: string, indexPath: string, columns: string[]): Promise<RecordSource> {
   if (columns.length === 0) throw new RangeError('a CSV source needs its header columns')
-  const index = await OffsetIndex.load(indexPath)
-  const fh = await open(filePath, 'r')
-  try {
-    const { size } = await fh.stat()
-    if (size < index.endOffset) {
-      throw new AppError('SOURCE_CHANGED', `the source file is ${size} bytes but was ${index.endOffset} when indexed; it changed on disk, so register the dataset again`)
-    }
-  } catch (err) {
-    await fh.close()
-    throw err
-  }
+  const { index, fh } = await openIndexedFile(filePath, indexPath)
   return new CsvSource(fh, index, [...columns])
 }
 

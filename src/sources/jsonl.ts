@@ -17,6 +17,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
+import { openIndexedFile, readFull } from './file-io.js'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
@@ -120,17 +121,7 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Ind
 
 /** Opens an indexed JSONL file for random access by record number. */
 export async function openJsonlSource (filePath: string, indexPath: string): Promise<RecordSource> {
-  const index = await OffsetIndex.load(indexPath)
-  const fh = await open(filePath, 'r')
-  try {
-    const { size } = await fh.stat()
-    if (size < index.endOffset) {
-      throw new AppError('SOURCE_CHANGED', `the source file is ${size} bytes but was ${index.endOffset} when indexed; it changed on disk, so register the dataset again`)
-    }
-  } catch (err) {
-    await fh.close()
-    throw err
-  }
+  const { index, fh } = await openIndexedFile(filePath, indexPath)
   return new JsonlSource(fh, index)
 }
 
@@ -189,16 +180,6 @@ function isBlank (c: number): boolean {
 }
 
 function ignore (): void {}
-
-async function readFull (fh: FileHandle, buf: Buffer, position: number): Promise<number> {
-  let done = 0
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done)
-    if (bytesRead === 0) break
-    done += bytesRead
-  }
-  return done
-}
 
 /** The lines of a chunk left to the worker: [from, to), the first being line firstLine + 1. */
 interface Split {

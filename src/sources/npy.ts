@@ -14,19 +14,17 @@
 // ... see TensorDtype) for shape (N,), else `fixed_size_list<dtype>` with `shape` the inner
 // dimensions: (N, 3, 32, 32) float32 is { name: 'data', type: 'fixed_size_list<float32>',
 // shape: [3, 32, 32] }, the Arrow column encodeArrowTensorBatch builds from readRows().
-import { createHash } from 'node:crypto'
 import { readSync } from 'node:fs'
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises'
 import { DTYPE_BYTES, encodeArrowTensorBatch, type TensorDtype } from '../codecs/arrow-batch.js'
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
+import { hashFile, readFull } from './file-io.js'
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]) // \x93NUMPY
 // numpy itself refuses headers above 10 KB unless told otherwise; leave room, stay bounded.
 const MAX_HEADER_BYTES = 1 << 20
-const HASH_CHUNK_BYTES = 4 << 20
-const PROGRESS_BYTES = 8 << 20
 
 /** Where an npy file's records are: everything openNpySource needs. */
 export interface NpyMeta {
@@ -195,7 +193,7 @@ export async function loadNpyMeta (indexPath: string): Promise<NpyMeta> {
 
 async function readHeader (fh: FileHandle, size: number): Promise<NpyHeader> {
   const head = Buffer.alloc(Math.min(size, 12))
-  await readFully(fh, head, 0)
+  await readFull(fh, head, 0)
   let end: number | undefined
   if (head.length >= 10 && head.subarray(0, 6).equals(MAGIC)) {
     if (head[6] === 1) end = 10 + head.readUInt16LE(8)
@@ -204,55 +202,8 @@ async function readHeader (fh: FileHandle, size: number): Promise<NpyHeader> {
   // Whatever keeps the header from being read whole, parseNpyHeader names it.
   if (end === undefined || end > size || end > 12 + MAX_HEADER_BYTES) return parseNpyHeader(head)
   const buf = Buffer.alloc(end)
-  await readFully(fh, buf, 0)
+  await readFull(fh, buf, 0)
   return parseNpyHeader(buf)
-}
-
-async function readFully (fh: FileHandle, buf: Buffer, position: number): Promise<number> {
-  let done = 0
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done)
-    if (bytesRead === 0) break
-    done += bytesRead
-  }
-  return done
-}
-
-/**
- * sha256 (hex) of a whole file, read in large chunks with the next read in flight while the
- * current chunk is hashed; reports progress and honours the abort signal. Shared by the
- * formats that need no offset index (npy, parquet).
- */
-export async function hashFile (fh: FileHandle, total: number, opts: IndexOptions = {}): Promise<{ digest: string, bytes: number }> {
-  const { onProgress, signal } = opts
-  const hash = createHash('sha256')
-  const bufs = [Buffer.allocUnsafe(HASH_CHUNK_BYTES), Buffer.allocUnsafe(HASH_CHUNK_BYTES)]
-  let pos = 0
-  let reported = 0
-  let b = 0
-  let pending = readFully(fh, bufs[0]!, 0)
-  for (;;) {
-    const n = await pending
-    if (n === 0) break
-    signal?.throwIfAborted()
-    const chunk = bufs[b]!.subarray(0, n)
-    pos += n
-    // A short read is the end of the file (readFully stops only there).
-    const more = n === HASH_CHUNK_BYTES
-    if (more) {
-      b ^= 1
-      pending = readFully(fh, bufs[b]!, pos)
-      pending.catch(() => {})
-    }
-    hash.update(chunk)
-    if (onProgress !== undefined && pos - reported >= PROGRESS_BYTES) {
-      reported = pos
-      onProgress(pos, Math.max(pos, total))
-    }
-    if (!more) break
-  }
-  onProgress?.(pos, pos)
-  return { digest: hash.digest('hex'), bytes: pos }
 }
 
 /**

@@ -20,7 +20,7 @@ import zlib from 'node:zlib'
 import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type Compressors, type FileMetaData, type SchemaElement, type SchemaTree } from 'hyparquet'
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
-import { hashFile } from './npy.js'
+import { hashFile } from './file-io.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 
 // The footer is read with one request of this size, more only when the footer is larger.

@@ -1,0 +1,77 @@
+// Small file helpers shared by the sources: full positioned reads, whole-file hashing, and
+// opening a file together with its byte-offset index.
+import { createHash } from 'node:crypto'
+import { open, type FileHandle } from 'node:fs/promises'
+import { AppError } from '../errors.js'
+import type { IndexOptions } from './record-source.js'
+import { OffsetIndex } from './offset-index.js'
+
+const HASH_CHUNK_BYTES = 4 << 20
+const PROGRESS_BYTES = 8 << 20
+
+/** Reads until `buf` is full or the file ends; returns the bytes read. */
+export async function readFull (fh: FileHandle, buf: Buffer, position: number): Promise<number> {
+  let done = 0
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
+}
+
+/**
+ * sha256 (hex) of a whole file, read in large chunks with the next read in flight while the
+ * current chunk is hashed; reports progress and honours the abort signal. Shared by the
+ * formats that need no offset index (npy, parquet).
+ */
+export async function hashFile (fh: FileHandle, total: number, opts: IndexOptions = {}): Promise<{ digest: string, bytes: number }> {
+  const { onProgress, signal } = opts
+  const hash = createHash('sha256')
+  const bufs = [Buffer.allocUnsafe(HASH_CHUNK_BYTES), Buffer.allocUnsafe(HASH_CHUNK_BYTES)]
+  let pos = 0
+  let reported = 0
+  let b = 0
+  let pending = readFull(fh, bufs[0]!, 0)
+  for (;;) {
+    const n = await pending
+    if (n === 0) break
+    signal?.throwIfAborted()
+    const chunk = bufs[b]!.subarray(0, n)
+    pos += n
+    // A short read is the end of the file (readFull stops only there).
+    const more = n === HASH_CHUNK_BYTES
+    if (more) {
+      b ^= 1
+      pending = readFull(fh, bufs[b]!, pos)
+      pending.catch(() => {})
+    }
+    hash.update(chunk)
+    if (onProgress !== undefined && pos - reported >= PROGRESS_BYTES) {
+      reported = pos
+      onProgress(pos, Math.max(pos, total))
+    }
+    if (!more) break
+  }
+  onProgress?.(pos, pos)
+  return { digest: hash.digest('hex'), bytes: pos }
+}
+
+/**
+ * Opens an indexed source file with its offset index; a file now shorter than the index says
+ * is SOURCE_CHANGED.
+ */
+export async function openIndexedFile (filePath: string, indexPath: string): Promise<{ index: OffsetIndex, fh: FileHandle }> {
+  const index = await OffsetIndex.load(indexPath)
+  const fh = await open(filePath, 'r')
+  try {
+    const { size } = await fh.stat()
+    if (size < index.endOffset) {
+      throw new AppError('SOURCE_CHANGED', `the source file is ${size} bytes but was ${index.endOffset} when indexed; it changed on disk, so register the dataset again`)
+    }
+  } catch (err) {
+    await fh.close()
+    throw err
+  }
+  return { index, fh }
+}
