@@ -9,7 +9,7 @@ import request from 'supertest'
 import { makeTempDirs, jsonlRecords } from './helper.js'
 import { repoRoot } from './shared.js'
 import { writeFile } from 'node:fs/promises'
-import { startServerProcess } from './process.js'
+import { freePort, startServerProcess } from './process.js'
 
 test('the started process registers a dataset and serves a batch over HTTP', async (t) => {
   const { dataRoot, cacheDir } = await makeTempDirs(t)
@@ -30,6 +30,25 @@ test('the started process registers a dataset and serves a batch over HTTP', asy
   server.child.kill('SIGTERM')
   const [code] = await once(server.child, 'exit')
   assert.equal(code, 0)
+})
+
+test('settings are read from a .env file in the working directory', async (t) => {
+  const { dataRoot, cacheDir } = await makeTempDirs(t)
+  const port = await freePort()
+  const cwd = path.dirname(dataRoot)
+  await writeFile(path.join(cwd, '.env'), `PORT=${port}\nDATA_ROOT=${dataRoot}\nCACHE_DIR=${cacheDir}\nLOG_LEVEL=warn\n`)
+  const env = { ...process.env }
+  for (const k of ['PORT', 'DATA_ROOT', 'CACHE_DIR', 'LOG_LEVEL']) Reflect.deleteProperty(env, k)
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'server.js')], { cwd, env, stdio: 'ignore' })
+  t.after(() => { child.kill('SIGKILL') })
+  let ready = false
+  for (let i = 0; i < 200 && !ready; i++) {
+    try { ready = (await fetch(`http://127.0.0.1:${port}/readyz`)).ok } catch { await new Promise((resolve) => setTimeout(resolve, 50)) }
+  }
+  assert.ok(ready, 'the server listens on the PORT given in .env')
+  await writeFile(path.join(dataRoot, 'x.jsonl'), jsonlRecords(3))
+  const reg = await fetch(`http://127.0.0.1:${port}/datasets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', source: { format: 'jsonl', path: 'x.jsonl' }, batchSize: 1, numShards: 1 }) })
+  assert.equal(reg.status, 201, 'DATA_ROOT from .env')
 })
 
 test('a bad setting stops the process with a message naming the variable', async () => {
