@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import errorsPlugin from './plugins/errors.js'
 import jsonBodyPlugin from './plugins/json-body.js'
+import closingPlugin from './plugins/closing.js'
 import swaggerPlugin from './plugins/swagger.js'
 import storePlugin from './plugins/store.js'
 import authPlugin from './plugins/auth.js'
@@ -38,6 +39,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   await app.register(errorsPlugin)
   await app.register(jsonBodyPlugin)
+  await app.register(closingPlugin)
   await app.register(swaggerPlugin)
   await app.register(loadSheddingPlugin, { config })
   await app.register(authPlugin, { config })
