@@ -58,7 +58,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
   const raw = envSchema<RawConfig>({
     schema: ConfigSchema,
     data: { ...env },
-    dotenv: opts.dotenv ?? false
+    dotenv: (opts.dotenv ?? false) ? { quiet: true } : false
   })
   try {
     parseAllowedPrefixes(raw.ALLOWED_SOURCE_URL_PREFIXES)
