@@ -59,6 +59,10 @@ export interface BatchCache {
 
 const PREFETCH_CONCURRENCY = 2
 const PREFETCH_QUEUE_MAX = 1024
+// Disk writes wait in a bounded queue and go to LevelDB in batches of up to this many bytes,
+// one write at a time, after the responses that produced them have been sent.
+const WRITE_BATCH_BYTES = 8 * 1024 * 1024
+const WRITE_QUEUE_MAX_BYTES = 16 * 1024 * 1024
 
 export function etagOf (body: Buffer): string {
   return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`
@@ -90,7 +94,9 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const memory = createMemoryTier(opts.memoryBytes, metrics)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
   const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
-  const pendingWrites = new Set<Promise<void>>()
+  const writeQueue: Array<readonly [string, CachedBatch]> = []
+  let writeQueueBytes = 0
+  let writer: Promise<void> | undefined
   const maxBuilds = opts.maxConcurrentBuilds ?? 8
   let runningBuilds = 0
   const buildWaiters: Array<() => void> = []
@@ -131,9 +137,23 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   }
 
   function writeBehind (key: string, entry: CachedBatch): void {
-    const write = disk.put(key, entry).catch((err) => log.warn({ err }, 'disk tier: write failed'))
-    pendingWrites.add(write)
-    write.finally(() => pendingWrites.delete(write)).catch(() => {})
+    // A disk that cannot keep up loses cache entries, never memory: past the bound, skip.
+    if (writeQueueBytes + entry.body.length > WRITE_QUEUE_MAX_BYTES) return
+    writeQueue.push([key, entry])
+    writeQueueBytes += entry.body.length
+    writer ??= drainWrites().finally(() => { writer = undefined })
+  }
+
+  async function drainWrites (): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve))
+    while (writeQueue.length > 0) {
+      let bytes = 0
+      let n = 0
+      while (n < writeQueue.length && (n === 0 || bytes < WRITE_BATCH_BYTES)) bytes += writeQueue[n++]![1].body.length
+      const chunk = writeQueue.splice(0, n)
+      writeQueueBytes -= bytes
+      await disk.putMany(chunk).catch((err) => log.warn({ err }, 'disk tier: write failed'))
+    }
   }
 
   /** Disk tier or build, once per key at a time. */
@@ -231,8 +251,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     getBatch,
     async settle () {
       for (;;) {
-        if (inflight.size === 0 && pendingWrites.size === 0 && prefetchQueue.size === 0 && prefetchRunning === 0) return
-        await Promise.allSettled([...inflight.values(), ...pendingWrites])
+        if (inflight.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) return
+        await Promise.allSettled([...inflight.values(), writer])
         await new Promise((resolve) => setImmediate(resolve))
       }
     },
@@ -249,7 +269,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       prefetchQueue.clear()
       // In-flight builds and disk writes finish before the store closes under them.
       await Promise.allSettled([...inflight.values()])
-      await Promise.allSettled([...pendingWrites])
+      await writer
       await disk.close()
       await builder.close()
     }

@@ -20,7 +20,8 @@ export interface DiskTier {
   /** Loads sizes and access order from the store; call once before use. */
   load: () => Promise<void>
   get: (key: string) => CachedBatch | undefined
-  put: (key: string, entry: CachedBatch) => Promise<void>
+  /** Stores entries in one LevelDB write (one WAL append, one memtable insert run). */
+  putMany: (entries: ReadonlyArray<readonly [string, CachedBatch]>) => Promise<void>
   deletePrefix: (prefix: string) => Promise<void>
   /** Persists access order; called on close and now and then. */
   flush: () => Promise<void>
@@ -137,15 +138,20 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       return entry
     },
 
-    async put (key, entry) {
+    async putMany (entries) {
       if (degraded || maxBytes <= 0) return
-      const value = encodeDiskValue(entry)
-      if (value.length > maxBytes || order.has(key)) return
+      const items: Array<{ key: string, value: Buffer }> = []
+      for (const [key, entry] of entries) {
+        const value = encodeDiskValue(entry)
+        if (value.length > maxBytes || order.has(key)) continue
+        items.push({ key, value })
+      }
+      if (items.length === 0) return
       try {
-        await db.batch([
-          { type: 'put', sublevel: values, key, value },
-          { type: 'put', sublevel: metas, key, value: { size: value.length, seq: ++seq } }
-        ])
+        await db.batch(items.flatMap(({ key, value }) => [
+          { type: 'put' as const, sublevel: values, key, value },
+          { type: 'put' as const, sublevel: metas, key, value: { size: value.length, seq: ++seq } }
+        ]))
       } catch (err) {
         // A full or failing disk must not fail requests: serve from memory only from now on.
         degraded = true
@@ -153,8 +159,10 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
         log.warn({ err }, 'disk tier: write failed; continuing with the memory tier only')
         return
       }
-      order.set(key, value.length)
-      total += value.length
+      for (const { key, value } of items) {
+        order.set(key, value.length)
+        total += value.length
+      }
       publish()
       await evictToFit()
     },

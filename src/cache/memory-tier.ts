@@ -14,6 +14,17 @@ export interface CachedBatch {
 // small batches cannot push the real footprint far past the bound.
 const ENTRY_OVERHEAD = 256
 
+/**
+ * The body in a buffer of its own. Small Buffers often live in Node's shared 8 KiB pool and
+ * views may pin a larger allocation: the tier would then hold far more memory than it counts.
+ */
+function ownBytes (body: Buffer): Buffer {
+  if (body.buffer.byteLength <= body.byteLength + 64) return body
+  const own = Buffer.allocUnsafeSlow(body.byteLength)
+  body.copy(own)
+  return own
+}
+
 export interface MemoryTier {
   get: (key: string) => CachedBatch | undefined
   has: (key: string) => boolean
@@ -44,7 +55,7 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
     set (key, entry) {
       // A batch larger than the whole tier is not cached (lru-cache would refuse it anyway).
       if (entry.body.length + ENTRY_OVERHEAD > maxBytes) return
-      lru.set(key, entry)
+      lru.set(key, { ...entry, body: ownBytes(entry.body) })
       publish()
     },
     deletePrefix (prefix) {

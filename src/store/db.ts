@@ -9,7 +9,17 @@ export type Db = Level<string, unknown>
 export async function openDb (cacheDir: string): Promise<Db> {
   const location = path.join(cacheDir, 'db')
   await mkdir(location, { recursive: true })
-  const db = new Level<string, unknown>(location, { valueEncoding: 'json' })
+  const db = new Level<string, unknown>(location, {
+    valueEncoding: 'json',
+    // Batch bodies are already dense (Arrow) or cheap to store as is (JSON); Snappy would
+    // cost CPU on every disk-tier write and read for little space.
+    compression: false,
+    // Values are batches of tens to hundreds of KiB: a larger write buffer and larger
+    // table files mean fewer flushes and compactions per byte cached.
+    writeBufferSize: 8 * 1024 * 1024,
+    maxFileSize: 32 * 1024 * 1024,
+    cacheSize: 8 * 1024 * 1024
+  })
   try {
     await db.open()
   } catch (err) {
