@@ -263,6 +263,10 @@ async function main (): Promise<number> {
   const rssEnd = procStatusBytes(server.pid, 'VmRSS')
   rssMax = Math.max(rssMax, rssEnd)
   const hwm = procStatusBytes(server.pid, 'VmHWM')
+  // File-backed pages (the node binary, LevelDB's memory-mapped table files) count in VmRSS
+  // but are page cache the kernel reclaims; anonymous pages are the process's own memory.
+  const rssAnon = procStatusBytes(server.pid, 'RssAnon')
+  const rssFile = procStatusBytes(server.pid, 'RssFile')
   const metric = async (name: string, labels = ''): Promise<number> => await metricValue(server.url, name, labels)
   const m = {
     memHits: await metric('shardfeed_cache_hits_total', 'tier="memory"'),
@@ -289,7 +293,7 @@ async function main (): Promise<number> {
     ['errors', `${failures.count}${failures.count > 0 ? ` (${[...failures.byKind].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`],
     ['checks', `${requests} ETags, ${digestChecks} repeat reads against their reference digest (${reference.size} distinct addresses), ${recordChecks} records against the source`],
     ['latency', `p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(percentile(latencies, 100))} ms`],
-    ['server RSS', `start ${fmt(rssStart / MiB)} MiB, end ${fmt(rssEnd / MiB)} MiB, max sampled ${fmt(rssMax / MiB)} MiB, VmHWM ${fmt(hwm / MiB)} MiB`],
+    ['server RSS', `start ${fmt(rssStart / MiB)} MiB, end ${fmt(rssEnd / MiB)} MiB (anonymous ${fmt(rssAnon / MiB)}, file-backed ${fmt(rssFile / MiB)}), max sampled ${fmt(rssMax / MiB)} MiB, VmHWM ${fmt(hwm / MiB)} MiB`],
     ['server memory at the end', `V8 heap ${fmt(m.heapUsed / MiB)} MiB used of ${fmt(m.heapTotal / MiB)} MiB, external (Buffers) ${fmt(m.external / MiB)} MiB; the rest of RSS (${fmt((rssEnd - m.heapTotal - m.external) / MiB)} MiB) is code, native allocations (LevelDB, malloc arenas) and stacks`],
     ['RSS bound', `end < MEMORY_CACHE_BYTES + 150 MiB = ${fmt(bound / MiB)} MiB: ${rssOk ? 'ok' : 'BROKEN'}`],
     ['cache', `memory hits ${m.memHits}, disk hits ${m.diskHits}, builds ${m.builds}; evictions memory ${m.memEvictions}, disk ${m.diskEvictions}; held memory ${fmt(m.memBytes / MiB)} MiB, disk ${fmt(m.diskBytes / MiB)} MiB; corrupt ${m.corrupt}`],

@@ -91,7 +91,7 @@ export async function stopChild (child: ChildProcess, graceMs: number, signal: N
 }
 
 /** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes; NaN when unreadable. */
-export function procStatusBytes (pid: number, field: 'VmRSS' | 'VmHWM'): number {
+export function procStatusBytes (pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8')
     const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text)

@@ -14,7 +14,9 @@ async function loadSheddingPlugin (app: FastifyInstance, opts: { config: Config 
   if (opts.config.maxEventLoopDelayMs === 0) return
   await app.register(underPressure, {
     maxEventLoopDelay: opts.config.maxEventLoopDelayMs,
-    sampleInterval: 100,
+    // A sampling window shorter than the limit would read a single long pause (a GC, a large
+    // build) as "no samples", which under-pressure takes for an infinite delay.
+    sampleInterval: Math.max(1000, opts.config.maxEventLoopDelayMs),
     retryAfter: RETRY_AFTER_SECONDS,
     async pressureHandler (request, reply, type, value) {
       if (request.url === '/healthz') return
