@@ -13,6 +13,8 @@ import path from 'node:path'
 import { encodeArrowBatch, encodeArrowTensorBatch } from '../src/codecs/arrow-batch.js'
 import { createSchemaInferrer } from '../src/codecs/schema-infer.js'
 import { encodeNpyArrowBatch, indexNpy, openNpySource } from '../src/sources/npy.js'
+import { percentile } from '../bench/lib/stats.js'
+import { prng } from '../bench/lib/synthetic.js'
 
 const WIDTH = 256
 const BATCH = 1024
@@ -29,7 +31,7 @@ async function main (): Promise<void> {
     await writeNpy(file, rowsArg)
     const meta = await indexNpy(file, path.join(dir, 'x.idx')) // also reads it all: page cache warm
     const source = await openNpySource(file, meta)
-    const rng = mulberry32(42)
+    const rng = prng(42)
     const read: number[] = []
     const encode: number[] = []
     const total: number[] = []
@@ -72,21 +74,21 @@ async function main (): Promise<void> {
       if (run >= 5) jsonTimes.push(performance.now() - t0)
     }
     await source.close()
-    table.push([`npy ${BATCH}x${WIDTH} float32, shuffled: readRows (fresh buffer) median`, ms(quantile(read, 0.5))])
-    table.push(['  encodeArrowTensorBatch median', ms(quantile(encode, 0.5))])
-    table.push(['  readRows + encode median', ms(quantile(total, 0.5))])
-    table.push(['  readRows + encode p99', ms(quantile(total, 0.99))])
-    table.push(['  encodeNpyArrowBatch (reused row buffer) median', ms(quantile(reused, 0.5))])
-    table.push(['  encodeNpyArrowBatch p99', ms(quantile(reused, 0.99))])
+    table.push([`npy ${BATCH}x${WIDTH} float32, shuffled: readRows (fresh buffer) median`, ms(percentile(read, 50))])
+    table.push(['  encodeArrowTensorBatch median', ms(percentile(encode, 50))])
+    table.push(['  readRows + encode median', ms(percentile(total, 50))])
+    table.push(['  readRows + encode p99', ms(percentile(total, 99))])
+    table.push(['  encodeNpyArrowBatch (reused row buffer) median', ms(percentile(reused, 50))])
+    table.push(['  encodeNpyArrowBatch p99', ms(percentile(reused, 99))])
     table.push(['  Arrow body', `${(bytes / 1024).toFixed(0)} KiB`])
-    table.push(['  contiguous rows: encodeNpyArrowBatch median', ms(quantile(contiguous, 0.5))])
-    table.push(['  (for scale) readJson of the same, median', ms(quantile(jsonTimes, 0.5))])
+    table.push(['  contiguous rows: encodeNpyArrowBatch median', ms(percentile(contiguous, 50))])
+    table.push(['  (for scale) readJson of the same, median', ms(percentile(jsonTimes, 50))])
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
 
   for (const [label, digits] of [['full double precision', undefined], ['9 decimals (0.123456789)', 9], ['6 decimals', 6]] as const) {
-    const rng = mulberry32(7)
+    const rng = prng(7)
     const records = Array.from({ length: 128 }, () => ({
       x: Array.from({ length: 128 }, () => {
         const v = rng() * 2 - 1
@@ -113,7 +115,7 @@ async function main (): Promise<void> {
       }
     }
     table.push([`128 x 128 floats, ${label}: Arrow / JSON bytes`, `${arrowBytes} / ${jsonBytes} = ${(arrowBytes / jsonBytes).toFixed(3)}`])
-    table.push(['  encodeArrowBatch / JSON.stringify median', `${ms(quantile(arrowTimes, 0.5))} / ${ms(quantile(jsonTimes, 0.5))}`])
+    table.push(['  encodeArrowBatch / JSON.stringify median', `${ms(percentile(arrowTimes, 50))} / ${ms(percentile(jsonTimes, 50))}`])
   }
 
   const width = Math.max(...table.map(([name]) => name.length))
@@ -129,29 +131,13 @@ async function writeNpy (file: string, rows: number): Promise<void> {
   Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head)
   head.writeUInt16LE(dict.length, 8)
   const data = new Float32Array(rows * WIDTH)
-  const rng = mulberry32(1)
+  const rng = prng(1)
   for (let p = 0; p < data.length; p++) data[p] = rng() * 2 - 1
   await writeFile(file, Buffer.concat([head, Buffer.from(dict, 'latin1'), Buffer.from(data.buffer)]))
 }
 
 function ms (v: number): string {
   return `${v.toFixed(3)} ms`
-}
-
-function quantile (values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
-
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return function next () {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 await main()

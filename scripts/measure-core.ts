@@ -11,15 +11,11 @@ import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { percentile } from '../bench/lib/stats.js'
 
 const sizeMiB = Number(process.argv[2] ?? 2048)
 const nBatches = Number(process.argv[3] ?? 400)
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-
-function quantile (xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN
-}
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve) => {
@@ -101,7 +97,7 @@ try {
   console.log('\n| figure | value |\n| --- | --- |')
   console.log(`| source | ${(size / 2 ** 20).toFixed(0)} MiB JSONL, ${records} records |`)
   console.log(`| registration (index + schema pass), POST to ready | ${(regMs / 1000).toFixed(2)} s = ${(size / 2 ** 20 / (regMs / 1000)).toFixed(0)} MiB/s |`)
-  console.log(`| cold json batch of 128, request latency median / p99 | ${quantile(lat, 0.5).toFixed(2)} / ${quantile(lat, 0.99).toFixed(2)} ms |`)
+  console.log(`| cold json batch of 128, request latency median / p99 | ${percentile(lat, 50).toFixed(2)} / ${percentile(lat, 99).toFixed(2)} ms |`)
   console.log(`| cold json batch build (server side, mean) | ${(1000 * sum / count).toFixed(2)} ms |`)
   console.log(`| RSS after registration / max while serving / end / peak (VmHWM) | ${afterReg.rss.toFixed(0)} / ${maxRss.toFixed(0)} / ${end.rss.toFixed(0)} / ${end.hwm.toFixed(0)} MiB |`)
 } finally {

@@ -11,6 +11,8 @@ import path from 'node:path'
 import { planReads, readPlanAsync } from '../src/sources/byte-ranges.js'
 import { indexJsonl, openJsonlSource } from '../src/sources/jsonl.js'
 import { OffsetIndex } from '../src/sources/offset-index.js'
+import { percentile } from '../bench/lib/stats.js'
+import { prng } from '../bench/lib/synthetic.js'
 
 const MIB = 1 << 20
 const BATCH = 128
@@ -56,7 +58,7 @@ async function main (): Promise<void> {
     }
 
     const source = await openJsonlSource(file, indexPath)
-    const rng = mulberry32(42)
+    const rng = prng(42)
     const batches = Array.from({ length: BATCH_CALLS + 20 }, () =>
       Array.from({ length: BATCH }, () => Math.floor(rng() * records)))
     const syncTimes: number[] = []
@@ -69,8 +71,8 @@ async function main (): Promise<void> {
       batchBytes = out.reduce((sum, b) => sum + b.length, 0)
     }
     await source.close()
-    rows.push([`readJson ${BATCH} shuffled, median`, `${quantile(syncTimes, 0.5).toFixed(3)} ms`])
-    rows.push([`readJson ${BATCH} shuffled, p99`, `${quantile(syncTimes, 0.99).toFixed(3)} ms`])
+    rows.push([`readJson ${BATCH} shuffled, median`, `${percentile(syncTimes, 50).toFixed(3)} ms`])
+    rows.push([`readJson ${BATCH} shuffled, p99`, `${percentile(syncTimes, 99).toFixed(3)} ms`])
     rows.push(['  (batch size)', `${(batchBytes / 1024).toFixed(0)} KiB`])
 
     // The alternative not taken: the same reads as concurrent FileHandle.read calls.
@@ -84,8 +86,8 @@ async function main (): Promise<void> {
       if (n >= 20) asyncTimes.push(performance.now() - start)
     }
     await fh.close()
-    rows.push(['async reads (not used), median', `${quantile(asyncTimes, 0.5).toFixed(3)} ms`])
-    rows.push(['async reads (not used), p99', `${quantile(asyncTimes, 0.99).toFixed(3)} ms`])
+    rows.push(['async reads (not used), median', `${percentile(asyncTimes, 50).toFixed(3)} ms`])
+    rows.push(['async reads (not used), p99', `${percentile(asyncTimes, 99).toFixed(3)} ms`])
 
     const width = Math.max(...rows.map(([name]) => name.length))
     console.log(`\nfile: ${(bytes / MIB).toFixed(0)} MiB, ${records} records, ${os.cpus().length} CPUs, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(2)} (this script included; more means other processes shared the CPUs)`)
@@ -97,7 +99,7 @@ async function main (): Promise<void> {
 
 // ~1 KiB records: an id, a label, a 64-float feature vector and some text with escapes.
 function generate (file: string, target: number): number {
-  const rng = mulberry32(7)
+  const rng = prng(7)
   const words = ['alpha', 'beta', 'gamma', 'delta', 'review', 'great', 'bad', 'movie', 'plot', 'the', 'and', 'was', 'très', '日本']
   const fd = openSync(file, 'w')
   let total = 0
@@ -155,22 +157,6 @@ async function jsonParseRate (file: string): Promise<number> {
   }
   await fh.close()
   return pos / MIB / ((performance.now() - start) / 1000)
-}
-
-function quantile (values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
-
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return function next () {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 await main()

@@ -1,27 +1,18 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { parse } from 'csv-parse/sync'
 import fc from 'fast-check'
 import { AppError } from '../../src/errors.js'
 import { indexCsv, openCsvSource, splitRecords, typeCell } from '../../src/sources/csv.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
+import { tempFiles } from './temp-files.js'
 
 const fixture = new URL('../fixtures/sources/quoted.csv', import.meta.url)
-let tmp: string
-let counter = 0
-before(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'csv-')) })
-after(async () => { await rm(tmp, { recursive: true, force: true }) })
-
-async function put (content: string | Buffer): Promise<{ file: string, idx: string }> {
-  const n = counter++
-  const file = path.join(tmp, `f${n}.csv`)
-  await writeFile(file, content)
-  return { file, idx: path.join(tmp, `f${n}.idx`) }
-}
+const files = tempFiles('csv', 'csv')
+const put = files.put
 
 async function invalid (content: string): Promise<string> {
   const { file, idx } = await put(content)
@@ -50,9 +41,9 @@ function fullParse (content: Buffer | string): Array<Record<string, unknown>> {
 
 describe('indexCsv and openCsvSource', () => {
   test('the fixture: quoted commas, doubled quotes, a quoted CRLF, a blank line, no final newline', async () => {
-    const file = path.join(tmp, 'quoted.csv')
+    const file = path.join(files.dir(), 'quoted.csv')
     await copyFile(fixture, file)
-    const idx = path.join(tmp, 'quoted.idx')
+    const idx = path.join(files.dir(), 'quoted.idx')
     const bytes = await readFile(file)
     const result = await indexCsv(file, idx)
     assert.deepEqual(result.columns, ['id', 'name', 'score', 'note'])

@@ -1,26 +1,17 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { AppError } from '../../src/errors.js'
 import { indexJsonl, isJsonObject, openJsonlSource } from '../../src/sources/jsonl.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
+import { tempFiles } from './temp-files.js'
 
 const fixture = new URL('../fixtures/sources/sample.jsonl', import.meta.url)
-let tmp: string
-let counter = 0
-before(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'jsonl-')) })
-after(async () => { await rm(tmp, { recursive: true, force: true }) })
-
-async function put (content: string | Buffer): Promise<{ file: string, idx: string }> {
-  const n = counter++
-  const file = path.join(tmp, `f${n}.jsonl`)
-  await writeFile(file, content)
-  return { file, idx: path.join(tmp, `f${n}.idx`) }
-}
+const files = tempFiles('jsonl', 'jsonl')
+const put = files.put
 
 async function invalid (content: string | Buffer): Promise<string> {
   const { file, idx } = await put(content)
@@ -41,9 +32,9 @@ function sha256 (buf: Buffer): string {
 
 describe('indexJsonl', () => {
   test('the fixture: blank lines, CRLF, indentation, unicode, no final newline', async () => {
-    const file = path.join(tmp, 'sample.jsonl')
+    const file = path.join(files.dir(), 'sample.jsonl')
     await copyFile(fixture, file)
-    const idx = path.join(tmp, 'sample.idx')
+    const idx = path.join(files.dir(), 'sample.idx')
     const bytes = await readFile(file)
     const result = await indexJsonl(file, idx)
     assert.equal(result.numRecords, 4)
