@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { AppError } from '../errors.js'
 import type { IndexOptions } from './record-source.js'
-import { OffsetIndex } from './offset-index.js'
+import { CorruptIndexError, OffsetIndex } from './offset-index.js'
 
 const HASH_CHUNK_BYTES = 4 << 20
 const PROGRESS_BYTES = 8 << 20
@@ -62,7 +62,17 @@ export async function hashFile (fh: FileHandle, total: number, opts: IndexOption
  * is SOURCE_CHANGED.
  */
 export async function openIndexedFile (filePath: string, indexPath: string): Promise<{ index: OffsetIndex, fh: FileHandle }> {
-  const index = await OffsetIndex.load(indexPath)
+  let index: OffsetIndex
+  try {
+    index = await OffsetIndex.load(indexPath)
+  } catch (err) {
+    // A damaged or missing index (disk trouble, a cleaned CACHE_DIR) is the dataset's problem
+    // to fix by registering again, not a server error.
+    if (err instanceof CorruptIndexError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new AppError('SOURCE_INVALID', 'the byte-offset index of this dataset is damaged or missing; DELETE the dataset and register it again')
+    }
+    throw err
+  }
   const fh = await open(filePath, 'r')
   try {
     const { size } = await fh.stat()

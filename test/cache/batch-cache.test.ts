@@ -147,3 +147,14 @@ test('/metrics exposes the cache and process metrics in Prometheus text', async 
     assert.ok(res.body.includes(name), name)
   }
 })
+
+test('a damaged offset index answers 422 SOURCE_INVALID, not a 500', async (t) => {
+  const h = await setup(t, { PREFETCH_BATCHES: '0' })
+  const record = await h.app.services.registrar.get('d')
+  await (await import('node:fs/promises')).writeFile(record.indexPath as string, Buffer.alloc(13))
+  await h.restart()
+  const res = await h.app.inject({ method: 'GET', url: url(0, 0) })
+  assert.equal(res.statusCode, 422)
+  assert.equal(res.json().code, 'SOURCE_INVALID')
+  assert.match(res.json().message, /register it again/)
+})
