@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
   MEMORY_CACHE_BYTES: Type.Integer({ minimum: 0, default: 256 * MiB }),
   DISK_CACHE_BYTES: Type.Integer({ minimum: 0, default: 4096 * MiB }),
   PREFETCH_BATCHES: Type.Integer({ minimum: 0, maximum: 64, default: 4 }),
+  BUILD_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 1 }),
   ADMIN_TOKEN: Type.String({ default: '' }),
   READ_TOKEN: Type.String({ default: '' }),
   ALLOWED_SOURCE_URL_PREFIXES: Type.String({ default: '' }),
@@ -41,6 +42,8 @@ export interface Config {
   memoryCacheBytes: number
   diskCacheBytes: number
   prefetchBatches: number
+  /** Worker threads that build batches; 0 builds on the event loop. */
+  buildWorkers: number
   /** Empty: mutations only from loopback clients. */
   adminToken: string
   /** Empty: reads need no token. */
@@ -76,6 +79,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
     memoryCacheBytes: raw.MEMORY_CACHE_BYTES,
     diskCacheBytes: raw.DISK_CACHE_BYTES,
     prefetchBatches: raw.PREFETCH_BATCHES,
+    buildWorkers: raw.BUILD_WORKERS,
     adminToken: raw.ADMIN_TOKEN,
     readToken: raw.READ_TOKEN,
     allowedSourceUrlPrefixes: raw.ALLOWED_SOURCE_URL_PREFIXES,

@@ -2,7 +2,6 @@
 // requests want it (single-flight). A built batch is answered at once and written to the disk
 // tier in the background. After each foreground request, the next batches of the same rank
 // are warmed (read-ahead): the plan is known in advance, so this is exact.
-import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../errors.js'
 import type { DatasetRecord } from '../store/registry.js'
@@ -10,7 +9,8 @@ import type { Db } from '../store/db.js'
 import { shardNumBatches, type PlanSpec } from '../plan/plan.js'
 import { planSpecOf } from '../datasets/descriptor.js'
 import type { BatchFormat } from '../codecs/negotiate.js'
-import { createBatchBuilder } from './batch-builder.js'
+import { createBuildPool } from './build-pool.js'
+import { etagOf } from './etag.js'
 import { createMemoryTier, type CachedBatch } from './memory-tier.js'
 import { createDiskTier } from './disk-tier.js'
 import type { CacheMetrics } from './metrics.js'
@@ -45,6 +45,8 @@ export interface BatchCacheOptions {
   guard: SourceGuard
   /** Foreground builds running at once; more wait their turn. */
   maxConcurrentBuilds?: number
+  /** Worker threads that build batches (0: build on the event loop). */
+  buildWorkers?: number
 }
 
 export interface BatchCache {
@@ -64,9 +66,7 @@ const PREFETCH_QUEUE_MAX = 1024
 const WRITE_BATCH_BYTES = 8 * 1024 * 1024
 const WRITE_QUEUE_MAX_BYTES = 16 * 1024 * 1024
 
-export function etagOf (body: Buffer): string {
-  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`
-}
+export { etagOf }
 
 export function batchKey (fingerprint: string, epoch: number, rank: number, index: number, format: string): string {
   return `${fingerprint}/${epoch}/${rank}/${index}/${format}`
@@ -90,7 +90,7 @@ interface Job { req: BatchRequest, plan: PlanSpec, numBatches: number, key: stri
 
 export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const { metrics, log } = opts
-  const builder = createBatchBuilder()
+  const builder = createBuildPool(opts.buildWorkers ?? 0)
   const memory = createMemoryTier(opts.memoryBytes, metrics)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
   const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
@@ -125,10 +125,10 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     const end = metrics.buildSeconds.startTimer({ format: job.req.format })
     try {
       const { req } = job
-      const body = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
+      const built = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
       // A file rewritten while the batch was read must not leave a mixed batch in a cache.
       opts.guard.verify(req.record)
-      return { body, etag: etagOf(body) }
+      return built
     } finally {
       end()
       metrics.inflightBuilds.dec()

@@ -34,6 +34,7 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
     memoryBytes: config.memoryCacheBytes,
     diskBytes: config.diskCacheBytes,
     prefetchBatches: config.prefetchBatches,
+    buildWorkers: config.buildWorkers,
     metrics,
     log: app.log,
     guard: createSourceGuard()

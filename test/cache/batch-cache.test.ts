@@ -148,6 +148,7 @@ test('/metrics exposes the cache and process metrics in Prometheus text', async 
   }
 })
 
+// The build runs in a worker thread (BUILD_WORKERS defaults to 1): its AppError keeps its code.
 test('a damaged offset index answers 422 SOURCE_INVALID, not a 500', async (t) => {
   const h = await setup(t, { PREFETCH_BATCHES: '0' })
   const record = await h.app.services.registrar.get('d')
@@ -157,4 +158,19 @@ test('a damaged offset index answers 422 SOURCE_INVALID, not a 500', async (t) =
   assert.equal(res.statusCode, 422)
   assert.equal(res.json().code, 'SOURCE_INVALID')
   assert.match(res.json().message, /register it again/)
+})
+
+test('builds in worker threads and on the event loop give the same bytes, in every format', async (t) => {
+  const inWorkers = await setup(t, { PREFETCH_BATCHES: '0', BUILD_WORKERS: '2' })
+  const inProcess = await setup(t, { PREFETCH_BATCHES: '0', BUILD_WORKERS: '0' })
+  for (const format of ['json', 'ndjson', 'arrow']) {
+    for (const [rank, i] of [[0, 0], [1, 5], [1, 12]] as const) {
+      const u = `${url(rank, i, 3)}&format=${format}`
+      const a = await inWorkers.app.inject({ method: 'GET', url: u })
+      const b = await inProcess.app.inject({ method: 'GET', url: u })
+      assert.equal(a.statusCode, 200)
+      assert.ok(a.rawPayload.equals(b.rawPayload), `${format} ${rank}/${i}`)
+      assert.equal(a.headers.etag, b.headers.etag)
+    }
+  }
 })

@@ -1,0 +1,140 @@
+// Where batches are built. Building is CPU work (reads, parsing, encoding, hashing); on the
+// event loop it would make every cache hit of every other trainer wait behind it. With
+// BUILD_WORKERS > 0 builds run in worker threads, each with its own open sources, and the
+// event loop only moves bytes; with 0 they run in-process.
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { AppError, type ErrorCode } from '../errors.js'
+import { createBatchBuilder, type BuildRequest } from './batch-builder.js'
+import { etagOf } from './etag.js'
+import { workerBootstrap } from '../sources/worker-bootstrap.js'
+
+export interface Built { body: Buffer, etag: string }
+
+export interface BuildPool {
+  build: (req: BuildRequest) => Promise<Built>
+  /** Closes the dataset's sources wherever they are open. */
+  forget: (fingerprint: string) => Promise<void>
+  close: () => Promise<void>
+}
+
+const ROLE = 'shardfeed-build-worker'
+
+type Request =
+  | { id: number, type: 'build', req: BuildRequest }
+  | { id: number, type: 'forget', fingerprint: string }
+type Reply =
+  | { id: number, ok: true, body?: ArrayBuffer, etag?: string }
+  | { id: number, ok: false, code?: ErrorCode, message: string }
+
+export function createBuildPool (workers: number): BuildPool {
+  if (workers <= 0) return inProcessPool()
+  return workerPool(workers)
+}
+
+function inProcessPool (): BuildPool {
+  const builder = createBatchBuilder()
+  return {
+    async build (req) {
+      const body = await builder.build(req)
+      return { body, etag: etagOf(body) }
+    },
+    forget: async (fingerprint) => { await builder.forget(fingerprint) },
+    close: async () => { await builder.close() }
+  }
+}
+
+interface Slot {
+  worker: Worker
+  pending: Map<number, { resolve: (r: Reply) => void, reject: (e: Error) => void }>
+}
+
+function workerPool (size: number): BuildPool {
+  const slots: Array<Slot | undefined> = new Array(size).fill(undefined)
+  let nextId = 0
+  let closed = false
+
+  function spawn (k: number): Slot {
+    const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: { role: ROLE } })
+    worker.unref()
+    const slot: Slot = { worker, pending: new Map() }
+    worker.on('message', (reply: Reply) => {
+      const p = slot.pending.get(reply.id)
+      slot.pending.delete(reply.id)
+      p?.resolve(reply)
+    })
+    // A worker that dies fails its pending builds (they are retried by the next request) and
+    // is replaced on next use.
+    const fail = (err: Error): void => {
+      if (slots[k] === slot) slots[k] = undefined
+      for (const p of slot.pending.values()) p.reject(err)
+      slot.pending.clear()
+    }
+    worker.on('error', fail)
+    worker.on('exit', (code) => { fail(new Error(`a build worker exited with code ${code}`)) })
+    slots[k] = slot
+    return slot
+  }
+
+  function pick (): Slot {
+    let best: Slot | undefined
+    for (let k = 0; k < size; k++) {
+      const slot = slots[k] ?? spawn(k)
+      if (best === undefined || slot.pending.size < best.pending.size) best = slot
+    }
+    return best as Slot
+  }
+
+  async function ask (slot: Slot, msg: Request): Promise<Reply> {
+    return await new Promise<Reply>((resolve, reject) => {
+      slot.pending.set(msg.id, { resolve, reject })
+      slot.worker.postMessage(msg)
+    })
+  }
+
+  return {
+    async build (req) {
+      if (closed) throw new Error('the build pool is closed')
+      const reply = await ask(pick(), { id: nextId++, type: 'build', req })
+      if (!reply.ok) throw reply.code !== undefined ? new AppError(reply.code, reply.message) : new Error(reply.message)
+      return { body: Buffer.from(reply.body as ArrayBuffer), etag: reply.etag as string }
+    },
+    async forget (fingerprint) {
+      await Promise.all(slots.map(async (slot) => {
+        if (slot !== undefined) await ask(slot, { id: nextId++, type: 'forget', fingerprint }).catch(() => {})
+      }))
+    },
+    async close () {
+      closed = true
+      await Promise.all(slots.map(async (slot) => { if (slot !== undefined) await slot.worker.terminate() }))
+    }
+  }
+}
+
+/** The worker's side: one builder, its sources kept open between builds. */
+function serve (): void {
+  const port = parentPort
+  if (port === null) return
+  const builder = createBatchBuilder()
+  port.on('message', (msg: Request) => {
+    const work = msg.type === 'build'
+      ? builder.build(msg.req).then((body) => {
+        // Transfer, never copy: a Buffer that is a view into a larger (pooled) buffer is
+        // first copied into one of its own.
+        // (Never a pooled Buffer: transferring would detach Node's shared pool.)
+        let own: Uint8Array = body
+        if (body.byteOffset !== 0 || body.buffer.byteLength !== body.byteLength) {
+          own = new Uint8Array(body.byteLength)
+          own.set(body)
+        }
+        const ab = own.buffer as ArrayBuffer
+        port.postMessage({ id: msg.id, ok: true, body: ab, etag: etagOf(own) } satisfies Reply, [ab])
+      })
+      : builder.forget(msg.fingerprint).then(() => { port.postMessage({ id: msg.id, ok: true } satisfies Reply) })
+    work.catch((err: unknown) => {
+      const code = err instanceof AppError ? err.code : undefined
+      port.postMessage({ id: msg.id, ok: false, ...(code !== undefined ? { code } : {}), message: (err as Error).message ?? String(err) } satisfies Reply)
+    })
+  })
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) serve()

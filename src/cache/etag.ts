@@ -1,0 +1,6 @@
+// The strong ETag of a batch: a digest of its bytes, so any client can check what it got.
+import { createHash } from 'node:crypto'
+
+export function etagOf (body: Uint8Array): string {
+  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`
+}
