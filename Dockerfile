@@ -10,7 +10,8 @@ RUN npm run build && npm prune --omit=dev
 
 # Run stage: compiled code and production dependencies, as a non-root user.
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_ROOT=/data CACHE_DIR=/var/lib/shardfeed
+# MALLOC_ARENA_MAX: build worker threads would otherwise each grow a malloc arena of their own.
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_ROOT=/data CACHE_DIR=/var/lib/shardfeed MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

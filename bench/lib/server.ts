@@ -47,7 +47,8 @@ export async function startShardfeed (env: Record<string, string>, opts: StartOp
   const port = await freePort()
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), serverEntry], {
     cwd: opts.cwd,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    // MALLOC_ARENA_MAX=2 as `npm start` and the Docker image run the server.
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', MALLOC_ARENA_MAX: '2', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   trackChild(child)

@@ -54,7 +54,9 @@ function workerPool (size: number): BuildPool {
   let closed = false
 
   function spawn (k: number): Slot {
-    const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: { role: ROLE } })
+    // A small young generation keeps the worker's footprint near what it holds: its garbage is
+    // short-lived (one batch at a time).
+    const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: { role: ROLE }, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
     worker.unref()
     const slot: Slot = { worker, pending: new Map() }
     worker.on('message', (reply: Reply) => {
