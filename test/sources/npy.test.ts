@@ -7,8 +7,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tableFromIPC } from 'apache-arrow'
 import { DTYPE_BYTES, encodeArrowTensorBatch } from '../../src/codecs/arrow-batch.js'
-import { AppError } from '../../src/errors.js'
 import { encodeNpyArrowBatch, indexNpy, loadNpyMeta, npySchema, openNpySource, parseNpyHeader, type NpyMeta } from '../../src/sources/npy.js'
+import { isAppError, scramble } from './expect.js'
 
 // The fixtures and their expected records come from numpy itself: see
 // test/fixtures/formats/make-fixtures.py.
@@ -27,24 +27,6 @@ after(async function () {
 
 function fixture (name: string): string {
   return path.join(FIXTURES, name)
-}
-
-function isAppError (code: string, pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`)
-    assert.equal(err.code, code)
-    assert.match(err.message, pattern)
-    return true
-  }
-}
-
-// Deterministic "shuffled" indices with repeats.
-function scramble (n: number, count: number, seed = 1): number[] {
-  let x = seed
-  return Array.from({ length: count }, () => {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0
-    return x % n
-  })
 }
 
 async function meta (name: string): Promise<NpyMeta> {

@@ -10,8 +10,8 @@ import { tableFromIPC } from 'apache-arrow'
 import { parquetMetadata } from 'hyparquet'
 import { parquetWriteBuffer } from 'hyparquet-writer'
 import { encodeArrowBatch } from '../../src/codecs/arrow-batch.js'
-import { AppError } from '../../src/errors.js'
 import { indexParquet, openParquetSource } from '../../src/sources/parquet.js'
+import { isAppError, scramble } from './expect.js'
 
 // rows-30.parquet (30 rows in row groups of 7, 7, 7, 7, 2) and the records it must read as
 // are made by test/fixtures/formats/make-parquet.ts with hyparquet-writer.
@@ -27,23 +27,6 @@ before(async function () {
 after(async function () {
   await rm(tmp, { recursive: true, force: true })
 })
-
-function isAppError (code: string, pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`)
-    assert.equal(err.code, code)
-    assert.match(err.message, pattern)
-    return true
-  }
-}
-
-function scramble (n: number, count: number, seed = 1): number[] {
-  let x = seed
-  return Array.from({ length: count }, () => {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0
-    return x % n
-  })
-}
 
 test('indexing reads the footer: count, row groups, schema, digest, progress', async function () {
   const bytes = await readFile(FILE)
