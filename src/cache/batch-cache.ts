@@ -261,6 +261,16 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       const prefix = `${record.fingerprint}/`
       for (const key of prefetchQueue.keys()) if (key.startsWith(prefix)) prefetchQueue.delete(key)
       memory.deletePrefix(prefix)
+      // Queued disk writes of the dataset are dropped; one already under way lands first, so
+      // the delete below sees (and removes) its keys.
+      for (let k = writeQueue.length - 1; k >= 0; k--) {
+        const [key, entry] = writeQueue[k]!
+        if (key.startsWith(prefix)) {
+          writeQueue.splice(k, 1)
+          writeQueueBytes -= entry.body.length
+        }
+      }
+      await writer
       await builder.forget(record.fingerprint)
       await disk.deletePrefix(prefix)
     },
