@@ -72,11 +72,16 @@ export function batchKey (fingerprint: string, epoch: number, rank: number, inde
   return `${fingerprint}/${epoch}/${rank}/${index}/${format}`
 }
 
-/** Checks rank and index against the plan; returns the shard's batch count. */
-export function checkAddress (plan: PlanSpec, rank: number, index: number): number {
+/** Throws SHARD_NOT_FOUND for a rank the plan does not have. */
+export function checkRank (plan: PlanSpec, rank: number): void {
   if (rank >= plan.numShards) {
     throw new AppError('SHARD_NOT_FOUND', `rank ${rank}: the dataset has ${plan.numShards} shards (ranks 0..${plan.numShards - 1})`)
   }
+}
+
+/** Checks rank and index against the plan; returns the shard's batch count. */
+export function checkAddress (plan: PlanSpec, rank: number, index: number): number {
+  checkRank(plan, rank)
   const numBatches = shardNumBatches(plan, rank)
   if (index >= numBatches) {
     throw new AppError('BATCH_OUT_OF_RANGE', numBatches === 0

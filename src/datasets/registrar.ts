@@ -31,8 +31,6 @@ export interface Registrar {
   get: (name: string) => Promise<DatasetRecord>
   list: () => Promise<DatasetRecord[]>
   remove: (name: string) => Promise<DatasetRecord>
-  /** Live progress of a background indexing pass, if one runs for `name`. */
-  progressOf: (name: string) => DatasetRecord['progress'] | undefined
   resumeInterrupted: () => Promise<void>
   close: () => Promise<void>
 }
@@ -265,7 +263,6 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     get,
     list,
     remove,
-    progressOf: (name) => progress.get(name),
     resumeInterrupted,
     close
   }

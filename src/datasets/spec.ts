@@ -24,9 +24,9 @@ export function checkSource (source: SourceSpecT): void {
 /**
  * The canonical spec of a registration body. Inline records are replaced by their digest
  * (computed by the caller from the records' JSON lines), so the stored spec stays small.
+ * The body's source has passed checkSource.
  */
 export function canonicalSpec (body: RegisterBodyT, inline?: { sha256: string, count: number }): DatasetSpec {
-  checkSource(body.source)
   const { format, path, url } = body.source
   let source: StoredSource
   if (inline !== undefined) {

@@ -6,7 +6,7 @@ import { DatasetList, Descriptor, RegisterBody, ShardInfo } from '../schemas/dat
 import { DatasetName, DecimalString, errorRef } from '../schemas/common.js'
 import { toDescriptor, planSpecOf } from '../datasets/descriptor.js'
 import { shardNumBatches, shardNumRecords } from '../plan/plan.js'
-import { AppError } from '../errors.js'
+import { checkRank } from '../cache/batch-cache.js'
 import { requireReady } from './ready.js'
 import { checkIntegerLiterals } from '../plugins/json-body.js'
 
@@ -86,9 +86,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async function datasetRoutes (a
     const record = requireReady(await registrar.get(request.params.name))
     const rank = Number(request.params.rank)
     const plan = planSpecOf(record)
-    if (rank >= plan.numShards) {
-      throw new AppError('SHARD_NOT_FOUND', `rank ${rank}: the dataset has ${plan.numShards} shards (ranks 0..${plan.numShards - 1})`)
-    }
+    checkRank(plan, rank)
     return { rank, numBatches: shardNumBatches(plan, rank), numRecords: shardNumRecords(plan, rank) }
   })
 }
