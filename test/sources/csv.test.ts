@@ -5,26 +5,17 @@ import path from 'node:path'
 import { describe, test } from 'node:test'
 import { parse } from 'csv-parse/sync'
 import fc from 'fast-check'
-import { AppError } from '../../src/errors.js'
 import { indexCsv, openCsvSource, splitRecords, typeCell } from '../../src/sources/csv.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
 import { tempFiles } from './temp-files.js'
+import { indexFailure } from './expect.js'
 
 const fixture = new URL('../fixtures/sources/quoted.csv', import.meta.url)
 const files = tempFiles('csv', 'csv')
 const put = files.put
 
 async function invalid (content: string): Promise<string> {
-  const { file, idx } = await put(content)
-  try {
-    await indexCsv(file, idx)
-  } catch (err) {
-    assert.ok(err instanceof AppError, String(err))
-    assert.equal(err.code, 'SOURCE_INVALID')
-    await assert.rejects(stat(idx), { code: 'ENOENT' }, 'a failed pass leaves no index file')
-    return err.message
-  }
-  assert.fail('the file was accepted')
+  return await indexFailure(put, indexCsv, content)
 }
 
 // The whole file parsed at once with the same typing: what random reads must agree with.

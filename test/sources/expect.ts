@@ -1,5 +1,6 @@
 // Shared helpers of the source tests.
 import assert from 'node:assert/strict'
+import { stat } from 'node:fs/promises'
 import { AppError } from '../../src/errors.js'
 
 /** An assert.throws/rejects validator: an AppError with this code and a message matching. */
@@ -19,4 +20,25 @@ export function scramble (n: number, count: number, seed = 1): number[] {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0
     return x % n
   })
+}
+
+/**
+ * Writes `content`, runs an indexing pass over it and returns the SOURCE_INVALID message it
+ * must fail with; a failed pass must leave no index file behind.
+ */
+export async function indexFailure (
+  put: (content: string | Buffer) => Promise<{ file: string, idx: string }>,
+  index: (file: string, idx: string) => Promise<unknown>,
+  content: string | Buffer
+): Promise<string> {
+  const { file, idx } = await put(content)
+  try {
+    await index(file, idx)
+  } catch (err) {
+    assert.ok(err instanceof AppError, String(err))
+    assert.equal(err.code, 'SOURCE_INVALID')
+    await assert.rejects(stat(idx), { code: 'ENOENT' }, 'a failed pass leaves no index file')
+    return err.message
+  }
+  assert.fail('the file was accepted')
 }

@@ -4,26 +4,17 @@ import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { AppError } from '../../src/errors.js'
 import { indexJsonl, isJsonObject, openJsonlSource } from '../../src/sources/jsonl.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
 import { tempFiles } from './temp-files.js'
+import { indexFailure } from './expect.js'
 
 const fixture = new URL('../fixtures/sources/sample.jsonl', import.meta.url)
 const files = tempFiles('jsonl', 'jsonl')
 const put = files.put
 
 async function invalid (content: string | Buffer): Promise<string> {
-  const { file, idx } = await put(content)
-  try {
-    await indexJsonl(file, idx)
-  } catch (err) {
-    assert.ok(err instanceof AppError, String(err))
-    assert.equal(err.code, 'SOURCE_INVALID')
-    await assert.rejects(stat(idx), { code: 'ENOENT' }, 'a failed pass leaves no index file')
-    return err.message
-  }
-  assert.fail('the file was accepted')
+  return await indexFailure(put, indexJsonl, content)
 }
 
 function sha256 (buf: Buffer): string {
