@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
 # Build stage: install everything and compile TypeScript.
 FROM node:20-bookworm-slim AS build
+# node-gyp builds the small addon in native/ (it keeps LevelDB from memory-mapping tables).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -15,6 +19,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_ROOT=/data CACHE_DIR=/var/li
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/leveldb_mmap.node ./build/Release/leveldb_mmap.node
 COPY package.json ./
 RUN mkdir -p /data /var/lib/shardfeed && chown node:node /data /var/lib/shardfeed
 USER node
@@ -22,4 +27,5 @@ VOLUME ["/data", "/var/lib/shardfeed"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/src/server.js"]
+# --max-semi-space-size=1: a small young generation (see README, "Memory").
+CMD ["node", "--max-semi-space-size=1", "dist/src/server.js"]

@@ -15,7 +15,7 @@ import { batchIndices, type PlanSpec } from '../src/plan/plan.js'
 import { boolFlag, numberFlag, parseFlags, type FlagSpec } from './lib/args.js'
 import { cleanupAll, installCleanupHandlers, setKeepDirs, tempDir } from './lib/cleanup.js'
 import { profileMarkdown, summariseCpuProfile } from './lib/cpuprofile.js'
-import { loadAverage, machineInfo, metricValue, procStatusBytes, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
+import { loadAverage, machineInfo, metricValue, procStatusBytes, rssByMapping, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
 import { MiB, fmt, percentile } from './lib/stats.js'
 import { prng, writeCsv, writeMixedJsonl } from './lib/synthetic.js'
 
@@ -267,6 +267,7 @@ async function main (): Promise<number> {
   // but are page cache the kernel reclaims; anonymous pages are the process's own memory.
   const rssAnon = procStatusBytes(server.pid, 'RssAnon')
   const rssFile = procStatusBytes(server.pid, 'RssFile')
+  const parts = rssByMapping(server.pid)
   const metric = async (name: string, labels = ''): Promise<number> => await metricValue(server.url, name, labels)
   const m = {
     memHits: await metric('shardfeed_cache_hits_total', 'tier="memory"'),
@@ -294,6 +295,7 @@ async function main (): Promise<number> {
     ['checks', `${requests} ETags, ${digestChecks} repeat reads against their reference digest (${reference.size} distinct addresses), ${recordChecks} records against the source`],
     ['latency', `p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(percentile(latencies, 100))} ms`],
     ['server RSS', `start ${fmt(rssStart / MiB)} MiB, end ${fmt(rssEnd / MiB)} MiB (anonymous ${fmt(rssAnon / MiB)}, file-backed ${fmt(rssFile / MiB)}), max sampled ${fmt(rssMax / MiB)} MiB, VmHWM ${fmt(hwm / MiB)} MiB`],
+    ...(parts !== undefined ? [['server RSS by mapping', `LevelDB tables ${fmt(parts.levelTables / MiB)} MiB, node binary ${fmt(parts.nodeBinary / MiB)} MiB, other files ${fmt(parts.otherFiles / MiB)} MiB, malloc heap ${fmt(parts.heap / MiB)} MiB, other anonymous ${fmt(parts.anonymous / MiB)} MiB`]] : []),
     ['server memory at the end', `V8 heap ${fmt(m.heapUsed / MiB)} MiB used of ${fmt(m.heapTotal / MiB)} MiB, external (Buffers) ${fmt(m.external / MiB)} MiB; the rest of RSS (${fmt((rssEnd - m.heapTotal - m.external) / MiB)} MiB) is code, native allocations (LevelDB, malloc arenas) and stacks`],
     ['RSS bound', `end < MEMORY_CACHE_BYTES + 150 MiB = ${fmt(bound / MiB)} MiB: ${rssOk ? 'ok' : 'BROKEN'}`],
     ['cache', `memory hits ${m.memHits}, disk hits ${m.diskHits}, builds ${m.builds}; evictions memory ${m.memEvictions}, disk ${m.diskEvictions}; held memory ${fmt(m.memBytes / MiB)} MiB, disk ${fmt(m.diskBytes / MiB)} MiB; corrupt ${m.corrupt}`],

@@ -26,8 +26,9 @@ export async function freePort (): Promise<number> {
 
 export async function startServerProcess (t: TestContext, env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const p = port ?? await freePort()
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'src', 'server.js')], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
+  // Started as `npm start` starts it (its node flags and malloc setting).
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', path.join(repoRoot, 'dist', 'src', 'server.js')], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', MALLOC_ARENA_MAX: '2', ...env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   let out = ''

@@ -45,7 +45,8 @@ export interface StartOptions {
 export async function startShardfeed (env: Record<string, string>, opts: StartOptions): Promise<ShardfeedProcess> {
   if (!existsSync(serverEntry)) throw new Error(`${serverEntry} is missing: run \`npm run build\` first`)
   const port = await freePort()
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), serverEntry], {
+  // --max-semi-space-size=1 as `npm start` and the Docker image run the server.
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', ...(opts.nodeArgs ?? []), serverEntry], {
     cwd: opts.cwd,
     // MALLOC_ARENA_MAX=2 as `npm start` and the Docker image run the server.
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', MALLOC_ARENA_MAX: '2', ...env },
@@ -176,4 +177,37 @@ export async function metricValue (url: string, name: string, labels = ''): Prom
     sum += Number(line.slice(line.lastIndexOf(' ') + 1))
   }
   return sum
+}
+
+export interface RssParts { levelTables: number, nodeBinary: number, otherFiles: number, heap: number, anonymous: number }
+
+/**
+ * The server's resident pages by mapping (from /proc/PID/smaps): LevelDB's memory-mapped
+ * table files, the node binary, other files, the malloc heap and other anonymous memory.
+ */
+export function rssByMapping (pid: number): RssParts | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const parts: RssParts = { levelTables: 0, nodeBinary: 0, otherFiles: 0, heap: 0, anonymous: 0 }
+  let name = ''
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (head !== null) {
+      name = head[1] ?? ''
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss === null) continue
+    const bytes = Number(rss[1]) * 1024
+    if (name.endsWith('.ldb')) parts.levelTables += bytes
+    else if (name === process.execPath || name.endsWith('/node')) parts.nodeBinary += bytes
+    else if (name === '[heap]') parts.heap += bytes
+    else if (name.startsWith('/')) parts.otherFiles += bytes
+    else parts.anonymous += bytes
+  }
+  return parts
 }

@@ -120,8 +120,10 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
     get (key) {
       if (!order.has(key)) return undefined
       // getSync: a hit is one LevelDB read from the OS cache, cheaper than a trip through
-      // the libuv pool.
-      const raw = values.getSync(key)
+      // the libuv pool. fillCache off: the body is kept by the memory tier, so LevelDB's
+      // block cache keeps only index blocks instead of copies of bodies.
+      // (classic-level's option; the sublevel passes it on but does not type it.)
+      const raw = values.getSync(key, { fillCache: false } as Record<string, unknown>)
       const entry = raw === undefined ? undefined : decodeDiskValue(raw)
       if (entry === undefined) {
         if (raw !== undefined) {

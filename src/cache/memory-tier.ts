@@ -2,6 +2,7 @@
 // Buffer to the socket as it is.
 import { LRUCache } from 'lru-cache'
 import type { CacheMetrics } from './metrics.js'
+import { createReclaimer } from './reclaim.js'
 
 export interface CachedBatch {
   body: Buffer
@@ -38,11 +39,15 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
     // MEMORY_CACHE_BYTES=0 turns the tier off (e.g. to measure the disk tier alone).
     return { get: () => undefined, has: () => false, set: () => {}, deletePrefix: () => {}, size: 0 }
   }
+  // Dead bodies wait for a major collection; one per sixteenth of the tier (2..32 MiB) keeps
+  // them a small surplus over the bound.
+  const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
     sizeCalculation: (entry) => entry.body.length + ENTRY_OVERHEAD,
-    dispose: (_value, _key, reason) => {
+    dispose: (value, _key, reason) => {
       if (reason === 'evict') metrics.evictions.inc({ tier: 'memory' })
+      reclaimer.released(value.body.length)
     }
   })
   function publish (): void {

@@ -3,11 +3,15 @@
 import path from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
+import { disableLevelMmap } from './leveldb-mmap.js'
 
 export type Db = Level<string, unknown>
 
-export async function openDb (cacheDir: string): Promise<Db> {
+/** Opens the store; `onMmapKept` hears why LevelDB still maps its tables, if it does. */
+export async function openDb (cacheDir: string, onMmapKept?: (why: string) => void): Promise<Db> {
   const location = path.join(cacheDir, 'db')
+  const mmap = disableLevelMmap()
+  if (!mmap.ok) onMmapKept?.(mmap.why)
   await mkdir(location, { recursive: true })
   const db = new Level<string, unknown>(location, {
     valueEncoding: 'json',
@@ -16,9 +20,11 @@ export async function openDb (cacheDir: string): Promise<Db> {
     compression: false,
     // Values are batches of tens to hundreds of KiB: a larger write buffer and larger
     // table files mean fewer flushes and compactions per byte cached.
-    writeBufferSize: 8 * 1024 * 1024,
+    writeBufferSize: 4 * 1024 * 1024,
     maxFileSize: 32 * 1024 * 1024,
-    cacheSize: 8 * 1024 * 1024
+    // Tables are read with pread (leveldb-mmap.ts); disk-tier reads skip this cache (the
+    // memory tier keeps bodies), so it holds index blocks and the registry.
+    cacheSize: 4 * 1024 * 1024
   })
   try {
     await db.open()

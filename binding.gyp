@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "leveldb_mmap",
+      "sources": ["native/leveldb-mmap.c"],
+      "libraries": ["-ldl"]
+    }
+  ]
+}
