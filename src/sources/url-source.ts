@@ -10,7 +10,7 @@
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Agent, request } from 'undici'
+import type { Agent, request } from 'undici'
 import { AppError } from '../errors.js'
 
 const MiB = 1024 * 1024
@@ -24,11 +24,15 @@ const BACKOFF_BASE_MS = 200
 const BACKOFF_MAX_MS = 5000
 
 // A dispatcher of our own, so no interceptor installed on the global one (redirects, retries,
-// caching) can step between a request and the checks below.
-let agent: Agent | undefined
-function dispatcher (): Agent {
-  agent ??= new Agent({ connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 60_000 })
-  return agent
+// caching) can step between a request and the checks below. undici is loaded on the first URL
+// registration: most servers never fetch one, and it costs ~10 MiB of memory once loaded.
+let client: Promise<{ agent: Agent, request: typeof request }> | undefined
+async function undiciClient (): Promise<{ agent: Agent, request: typeof request }> {
+  client ??= import('undici').then((undici) => ({
+    agent: new undici.Agent({ connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 60_000 }),
+    request: undici.request
+  }))
+  return await client
 }
 
 /**
@@ -424,7 +428,8 @@ class Download {
       // every 3xx comes back here to be checked against the prefixes.
       let res: Awaited<ReturnType<typeof request>>
       try {
-        res = await request(current, { dispatcher: dispatcher(), method: 'GET', headers, signal: signal ?? null })
+        const { agent, request } = await undiciClient()
+        res = await request(current, { dispatcher: agent, method: 'GET', headers, signal: signal ?? null })
       } catch (err) {
         if (signal?.aborted === true) signal.throwIfAborted()
         if (isTransient(err)) throw new Transient(describeNetworkError(err))
