@@ -34,6 +34,10 @@ const zstd = (zlib as { zstdDecompressSync?: (input: Uint8Array) => Buffer }).zs
 if (zstd !== undefined) DECOMPRESSORS.ZSTD = (input) => zstd(input)
 const READABLE_CODECS = new Set(['UNCOMPRESSED', 'SNAPPY', ...Object.keys(DECOMPRESSORS)])
 const DEFAULT_CACHED_ROW_GROUPS = 4
+// Decoded row groups are JS objects, several times their uncompressed bytes: the cache also
+// stops at this estimate, so files with large row groups keep one or two, not four.
+const DEFAULT_CACHED_BYTES = 64 << 20
+const DECODED_PER_UNCOMPRESSED_BYTE = 3
 
 export interface ParquetIndexResult extends IndexResult {
   schema: { fields: SchemaField[] }
@@ -169,6 +173,8 @@ export interface ParquetSource extends RecordSource {
   readonly fields: readonly SchemaField[]
   /** Rows in each row group, in file order. */
   readonly rowGroups: readonly number[]
+  /** The decoded row groups held now, least recently used first. */
+  readonly cachedRowGroups: number[]
 }
 
 export interface OpenParquetOptions {
@@ -178,6 +184,11 @@ export interface OpenParquetOptions {
   numRecords?: number
   /** Decoded row groups kept in memory (default 4). */
   cacheRowGroups?: number
+  /**
+   * And at most this many bytes of them (default 64 MiB), estimated from the footer's
+   * uncompressed sizes; the group being read is kept whatever its size.
+   */
+  cacheBytes?: number
 }
 
 /** Opens a Parquet file for random access by record number. */
@@ -189,7 +200,10 @@ export async function openParquetSource (filePath: string, opts: OpenParquetOpti
     const metadata = await readMetadata(fh, size)
     const rowGroups = rowGroupSizes(metadata)
     const fields = parquetFields(metadata)
-    const source = new ParquetFileSource(fh, size, metadata, rowGroups, fields, opts.cacheRowGroups ?? DEFAULT_CACHED_ROW_GROUPS)
+    const source = new ParquetFileSource(fh, size, metadata, rowGroups, fields, {
+      groups: opts.cacheRowGroups ?? DEFAULT_CACHED_ROW_GROUPS,
+      bytes: opts.cacheBytes ?? DEFAULT_CACHED_BYTES
+    })
     if (opts.numRecords !== undefined && source.numRecords !== opts.numRecords) throw changed()
     return source
   } catch (err) {
@@ -216,10 +230,13 @@ class ParquetFileSource implements ParquetSource {
   // Decoded row groups, least recently used first. Entries are promises, so concurrent
   // batches wanting one group share its decoding.
   #cache = new Map<number, Promise<Array<Record<string, unknown>>>>()
-  #cacheSize: number
+  #cacheGroups: number
+  #cacheBytes: number
+  /** Estimated decoded bytes of each row group. */
+  #groupBytes: number[]
   #closed = false
 
-  constructor (fh: FileHandle, size: number, metadata: FileMetaData, rowGroups: number[], fields: SchemaField[], cacheSize: number) {
+  constructor (fh: FileHandle, size: number, metadata: FileMetaData, rowGroups: number[], fields: SchemaField[], bound: { groups: number, bytes: number }) {
     this.#fh = fh
     this.#file = fileBuffer(fh, size)
     this.#metadata = metadata
@@ -230,7 +247,15 @@ class ParquetFileSource implements ParquetSource {
     this.#starts = new Float64Array(rowGroups.length + 1)
     for (let g = 0; g < rowGroups.length; g++) this.#starts[g + 1] = this.#starts[g]! + rowGroups[g]!
     this.numRecords = this.#starts[rowGroups.length]!
-    this.#cacheSize = Math.max(1, cacheSize)
+    this.#cacheGroups = Math.max(1, bound.groups)
+    this.#cacheBytes = Math.max(0, bound.bytes)
+    this.#groupBytes = metadata.row_groups.map((group) =>
+      DECODED_PER_UNCOMPRESSED_BYTE * group.columns.reduce((sum, c) => sum + Number(c.meta_data?.total_uncompressed_size ?? 0n), 0))
+  }
+
+  /** The row groups held now (least recently used first). */
+  get cachedRowGroups (): number[] {
+    return [...this.#cache.keys()]
   }
 
   /** The records of `indices`, decoded row group by row group. Treat them as read-only: they may be shared with later calls. */
@@ -293,7 +318,13 @@ class ParquetFileSource implements ParquetSource {
     rows = this.#decode(g)
     cache.set(g, rows)
     rows.catch(() => { if (cache.get(g) === rows) cache.delete(g) })
-    while (cache.size > this.#cacheSize) cache.delete(cache.keys().next().value!)
+    let bytes = 0
+    for (const k of cache.keys()) bytes += this.#groupBytes[k]!
+    while (cache.size > 1 && (cache.size > this.#cacheGroups || bytes > this.#cacheBytes)) {
+      const oldest = cache.keys().next().value!
+      bytes -= this.#groupBytes[oldest]!
+      cache.delete(oldest)
+    }
     return rows
   }
 

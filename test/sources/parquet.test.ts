@@ -80,6 +80,24 @@ test('a full read equals the records written', async function () {
   }
 })
 
+test('the row-group cache stops at its byte bound, keeping the group being read', async function () {
+  const tight = await openParquetSource(FILE, { cacheRowGroups: 10, cacheBytes: 0 })
+  const loose = await openParquetSource(FILE, { cacheRowGroups: 10, cacheBytes: Number.MAX_SAFE_INTEGER })
+  try {
+    for (const source of [tight, loose]) {
+      for (const i of [0, 7, 14, 21, 28]) assert.deepEqual(await source.readRecords([i]), [EXPECTED[i]])
+    }
+    assert.deepEqual(tight.cachedRowGroups, [4])
+    assert.deepEqual(loose.cachedRowGroups, [0, 1, 2, 3, 4])
+    // Records stay right when every read decodes its group again.
+    const indices = scramble(30, 30, 5)
+    assert.deepEqual(await tight.readRecords(indices), indices.map((i) => EXPECTED[i]))
+  } finally {
+    await tight.close()
+    await loose.close()
+  }
+})
+
 test('random, repeated and boundary indices equal the full read, with any cache size', async function () {
   const batches = [
     scramble(30, 50, 3),
