@@ -13,13 +13,15 @@
 // the schema are left out.
 //
 // npy sources take a faster path, encodeArrowTensorBatch: their rows are already little-endian
-// values of one dtype, so the column is the batch's raw bytes under a typed-array view.
+// values of one dtype, so the column is the batch's raw bytes, written into a stream frame
+// cut once per shape from apache-arrow's output (arrow-stream-frame.ts).
 import { endianness } from 'node:os'
 import {
   Bool, type Data, type DataType, Field, FixedSizeList, Float32, Float64, Int16, Int32, Int64, Int8,
   List, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Uint16, Uint32, Uint64, Uint8, Utf8
 } from 'apache-arrow'
 import { AppError } from '../errors.js'
+import { frameOf, writeFrame, type StreamFrame } from './arrow-stream-frame.js'
 import type { SchemaField } from '../store/registry.js'
 
 /** The name of the record-number column every Arrow batch carries. */
@@ -81,10 +83,83 @@ export const DTYPE_BYTES: Readonly<Record<TensorDtype, number>> = {
  * else FixedSizeList<dtype>[product of innerShape]; with two or more inner dimensions the field's
  * metadata holds the shape as JSON under SHAPE_METADATA_KEY (e.g. "[3,32,32]"), for readers to
  * reshape. Arrow's canonical `arrow.fixed_shape_tensor` extension would say the same, but polars
- * (0.25) refuses to read a stream that uses it. Values are not visited: the bytes are viewed
- * (or copied once when they are not aligned); only bool is repacked into Arrow's bitmaps.
+ * (0.25) refuses to read a stream that uses it. Values are not visited: the bytes are copied
+ * once into the stream; only bool is repacked into Arrow's bitmaps. The bytes are those of
+ * apache-arrow's writer (encodeArrowTensorBatchWithWriter), written into a cached frame.
  */
 export function encodeArrowTensorBatch (indices: readonly number[], rows: Buffer | readonly Buffer[], dtype: TensorDtype, innerShape: readonly number[], name = 'data'): Buffer {
+  const n = indices.length
+  const total = n * innerShape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype]
+  const rowsLength = Buffer.isBuffer(rows) ? rows.length : (rows as readonly Buffer[]).reduce((a, r) => a + r.length, 0)
+  if (rowsLength !== total) throw new RangeError(`expected ${total} bytes of rows, got ${rowsLength}`)
+  const { body, values } = allocTensorBatch(indices, dtype, innerShape, name)
+  if (dtype === 'bool') {
+    values.fill(0)
+    packBitsInto(Buffer.isBuffer(rows) ? rows : Buffer.concat(rows as readonly Buffer[], total), values)
+  } else if (Buffer.isBuffer(rows)) {
+    values.set(rows)
+  } else {
+    let at = 0
+    for (const row of rows as readonly Buffer[]) {
+      values.set(row, at)
+      at += row.length
+    }
+  }
+  return body
+}
+
+/** A tensor batch's stream with everything written but the values, and where they go. */
+export interface TensorBatchBuffer {
+  /** The whole stream, in a Buffer of its own (byteOffset 0, nothing shared). */
+  body: Buffer
+  /**
+   * The view of `body` that receives the values: the rows' raw little-endian bytes back to
+   * back, or for bool the values packed into bits (least significant first).
+   */
+  values: Buffer
+}
+
+/**
+ * Allocates the stream of a tensor batch of `indices` (see encodeArrowTensorBatch) and writes
+ * all of it but the values, so that a source can read its rows straight into `values`.
+ */
+export function allocTensorBatch (indices: readonly number[], dtype: TensorDtype, innerShape: readonly number[], name = 'data'): TensorBatchBuffer {
+  if (!LITTLE_ENDIAN) throw new Error('Arrow tensor batches need a little-endian host')
+  if (name === INDEX_COLUMN) throw new RangeError(`the tensor column cannot be named ${INDEX_COLUMN}`)
+  checkIndices(indices)
+  const frame = tensorFrame(dtype, innerShape, indices.length, name)
+  // Unpooled: the body may be transferred to another thread or kept by a cache as it is.
+  const body = Buffer.allocUnsafeSlow(frame.byteLength)
+  writeFrame(frame, body)
+  writeInt64s(new BigInt64Array(body.buffer, body.byteOffset + frame.indexOffset, indices.length), indices)
+  return { body, values: body.subarray(frame.valuesOffset, frame.valuesOffset + frame.valuesLength) }
+}
+
+// Frames by shape. A dataset has one or two batch sizes (the last batch may be short), so a
+// few entries serve a server's datasets; the oldest goes first.
+const FRAME_CACHE_MAX = 64
+const frames = new Map<string, StreamFrame>()
+
+function tensorFrame (dtype: TensorDtype, innerShape: readonly number[], n: number, name: string): StreamFrame {
+  const key = `${dtype}|${innerShape.join(',')}|${n}|${name}`
+  let frame = frames.get(key)
+  if (frame === undefined) {
+    const count = n * innerShape.reduce((a, b) => a * b, 1)
+    const zeros = Buffer.alloc(count * DTYPE_BYTES[dtype])
+    const reference = encodeArrowTensorBatchWithWriter(new Array<number>(n).fill(0), zeros, dtype, innerShape, name)
+    frame = frameOf(reference, dtype === 'bool' ? (count + 7) >> 3 : zeros.length, n * 8)
+    if (frames.size >= FRAME_CACHE_MAX) frames.delete(frames.keys().next().value as string)
+    frames.set(key, frame)
+  }
+  return frame
+}
+
+/**
+ * The same stream as encodeArrowTensorBatch, made by apache-arrow's writer (schema, vectors,
+ * table, tableToIPC). It is the reference the frames are cut from, and what tests compare the
+ * fast path with.
+ */
+export function encodeArrowTensorBatchWithWriter (indices: readonly number[], rows: Buffer | readonly Buffer[], dtype: TensorDtype, innerShape: readonly number[], name = 'data'): Buffer {
   if (!LITTLE_ENDIAN) throw new Error('Arrow tensor batches need a little-endian host')
   if (name === INDEX_COLUMN) throw new RangeError(`the tensor column cannot be named ${INDEX_COLUMN}`)
   const n = indices.length
@@ -116,12 +191,16 @@ function toIpc (fields: Field[], children: Data[], length: number): Buffer {
 
 function indexData (indices: readonly number[]): Data {
   const out = new BigInt64Array(indices.length)
+  checkIndices(indices)
+  writeInt64s(out, indices)
+  return makeData({ type: new Int64(), length: indices.length, nullCount: 0, data: out })
+}
+
+function checkIndices (indices: readonly number[]): void {
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k]!
     if (!Number.isSafeInteger(i) || i < 0) throw new RangeError(`record index ${i} is not a non-negative integer`)
   }
-  writeInt64s(out, indices)
-  return makeData({ type: new Int64(), length: indices.length, nullCount: 0, data: out })
 }
 
 // Safe integers into int64 slots without a BigInt per value: two 32-bit words each.
@@ -438,8 +517,13 @@ function primitiveData (type: DataType, length: number, data: ArrayBufferView, n
 // numpy's bools are one byte each (0 or 1); Arrow's are bits.
 function packBits (bytes: Uint8Array, count: number): Uint8Array {
   const bits = new Uint8Array((count + 7) >> 3)
-  for (let i = 0; i < count; i++) {
+  packBitsInto(bytes.subarray(0, count), bits)
+  return bits
+}
+
+/** Sets bit i of `bits` (zeroed by the caller) for each non-zero byte i of `bytes`. */
+function packBitsInto (bytes: Uint8Array, bits: Uint8Array): void {
+  for (let i = 0; i < bytes.length; i++) {
     if (bytes[i] !== 0) bits[i >> 3]! |= 1 << (i & 7)
   }
-  return bits
 }
