@@ -4,7 +4,7 @@
 // event loop only moves bytes; with 0 they run in-process.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { AppError, type ErrorCode } from '../errors.js'
-import { createBatchBuilder, type BuildRequest } from './batch-builder.js'
+import type { BatchBuilder, BuildRequest } from './batch-builder.js'
 import { etagOf } from './etag.js'
 import { workerBootstrap } from '../sources/worker-bootstrap.js'
 
@@ -31,15 +31,24 @@ export function createBuildPool (workers: number): BuildPool {
   return workerPool(workers)
 }
 
+// The builder and the codecs and source readers under it (apache-arrow, hyparquet, csv-parse:
+// ~15 MiB once loaded) are imported only where builds run, so with build workers the event
+// loop's thread never loads them.
+async function loadBuilder (): Promise<BatchBuilder> {
+  const { createBatchBuilder } = await import('./batch-builder.js')
+  return createBatchBuilder()
+}
+
 function inProcessPool (): BuildPool {
-  const builder = createBatchBuilder()
+  let builder: Promise<BatchBuilder> | undefined
+  const get = async (): Promise<BatchBuilder> => await (builder ??= loadBuilder())
   return {
     async build (req) {
-      const body = await builder.build(req)
+      const body = await (await get()).build(req)
       return { body, etag: etagOf(body) }
     },
-    forget: async (fingerprint) => { await builder.forget(fingerprint) },
-    close: async () => { await builder.close() }
+    forget: async (fingerprint) => { if (builder !== undefined) await (await builder).forget(fingerprint) },
+    close: async () => { if (builder !== undefined) await (await builder).close() }
   }
 }
 
@@ -54,9 +63,9 @@ function workerPool (size: number): BuildPool {
   let closed = false
 
   function spawn (k: number): Slot {
-    // A small young generation keeps the worker's footprint near what it holds: its garbage is
-    // short-lived (one batch at a time).
-    const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: { role: ROLE }, resourceLimits: { maxYoungGenerationSizeMb: 8 } })
+    // A small young generation (2 MiB; 8 cost ~5 MiB more RSS) keeps the worker's footprint
+    // near what it holds: its garbage is short-lived (one batch at a time).
+    const worker = new Worker(workerBootstrap(import.meta.url), { eval: true, workerData: { role: ROLE }, resourceLimits: { maxYoungGenerationSizeMb: 2 } })
     worker.unref()
     const slot: Slot = { worker, pending: new Map() }
     worker.on('message', (reply: Reply) => {
@@ -113,10 +122,10 @@ function workerPool (size: number): BuildPool {
 }
 
 /** The worker's side: one builder, its sources kept open between builds. */
-function serve (): void {
+async function serve (): Promise<void> {
   const port = parentPort
   if (port === null) return
-  const builder = createBatchBuilder()
+  const builder = await loadBuilder()
   port.on('message', (msg: Request) => {
     const work = msg.type === 'build'
       ? builder.build(msg.req).then((body) => {
@@ -139,4 +148,7 @@ function serve (): void {
   })
 }
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) serve()
+if (!isMainThread && (workerData as { role?: string } | null)?.role === ROLE) {
+  // A failure to load is an unhandled rejection: the worker exits and the pool sees its error.
+  serve().catch((err: unknown) => { setImmediate(() => { throw err }) })
+}
