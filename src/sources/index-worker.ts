@@ -5,7 +5,9 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { AppError, type ErrorCode } from '../errors.js'
 import type { IndexOptions } from './record-source.js'
-import { indexSource, type SourceFormat, type SourceIndex } from './index-source.js'
+// Types only: the readers of every format (apache-arrow, hyparquet, csv-parse) load in the
+// worker, never in the server's thread, which would keep them (~15 MiB) for nothing.
+import type { SourceFormat, SourceIndex } from './index-source.js'
 import { workerBootstrap } from './worker-bootstrap.js'
 
 const ROLE = 'shardfeed-index-worker'
@@ -47,6 +49,7 @@ async function runJob (job: Job): Promise<void> {
   const port = parentPort
   if (port === null) return
   try {
+    const { indexSource } = await import('./index-source.js')
     const result = await indexSource(job.format, job.filePath, job.indexPath, {
       onProgress (bytesDone, bytesTotal) { port.postMessage({ type: 'progress', bytesDone, bytesTotal } satisfies Message) }
     })
