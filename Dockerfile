@@ -19,7 +19,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_ROOT=/data CACHE_DIR=/var/li
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY --from=build /app/build/Release/leveldb_mmap.node ./build/Release/leveldb_mmap.node
+COPY --from=build /app/build/Release/shardfeed_memory.node ./build/Release/shardfeed_memory.node
 COPY package.json ./
 RUN mkdir -p /data /var/lib/shardfeed && chown node:node /data /var/lib/shardfeed
 USER node

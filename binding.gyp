@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "leveldb_mmap",
-      "sources": ["native/leveldb-mmap.c"],
+      "target_name": "shardfeed_memory",
+      "sources": ["native/memory.c"],
       "libraries": ["-ldl"]
     }
   ]

@@ -9,8 +9,14 @@
 // drops and asking for an asynchronous major collection every `thresholdBytes` keeps that
 // surplus small. Short-lived bodies (disk-tier reads, builds that are not cached) die young
 // and are freed by the frequent minor collections, so they are not counted.
+//
+// Freed, the bodies leave holes inside glibc's heaps, which stay resident; after each such
+// collection (at most once a second) malloc_trim gives their pages back (native/memory.c).
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
+import { memoryAddon } from '../native.js'
+
+const TRIM_INTERVAL_MS = 1000
 
 type GcFunction = (options?: { type?: 'major' | 'minor', execution?: 'sync' | 'async' }) => Promise<void> | undefined
 
@@ -42,8 +48,22 @@ function exposedGc (): GcFunction | null {
   return gcFunction
 }
 
+/** malloc_trim, at most once per TRIM_INTERVAL_MS; a no-op without the addon. */
+function trimmer (): () => void {
+  const native = memoryAddon()
+  if ('error' in native) return () => {}
+  let last = 0
+  return () => {
+    const now = performance.now()
+    if (now - last < TRIM_INTERVAL_MS) return
+    last = now
+    native.addon.mallocTrim()
+  }
+}
+
 export function createReclaimer (thresholdBytes: number): Reclaimer {
   const gc = thresholdBytes > 0 ? exposedGc() : null
+  const trim = gc !== null ? trimmer() : () => {}
   let pending = 0
   let running = false
   let collections = 0
@@ -57,7 +77,7 @@ export function createReclaimer (thresholdBytes: number): Reclaimer {
       collections++
       // Asynchronous: V8 marks incrementally between tasks instead of pausing every request.
       Promise.resolve(gc({ type: 'major', execution: 'async' }))
-        .catch(() => {})
+        .then(trim, () => {})
         .finally(() => { running = false })
     },
     get collections () { return collections }

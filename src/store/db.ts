@@ -24,7 +24,7 @@ export async function openDb (cacheDir: string, onMmapKept?: (why: string) => vo
     maxFileSize: 32 * 1024 * 1024,
     // Tables are read with pread (leveldb-mmap.ts); disk-tier reads skip this cache (the
     // memory tier keeps bodies), so it holds index blocks and the registry.
-    cacheSize: 4 * 1024 * 1024
+    cacheSize: 2 * 1024 * 1024
   })
   try {
     await db.open()

@@ -1,28 +1,12 @@
-// Keeps LevelDB from memory-mapping its table files (see native/leveldb-mmap.c for why): the
-// disk tier's pages then stay in the page cache instead of the server's resident memory.
+// Keeps LevelDB from memory-mapping its table files (see native/memory.c for why): the disk
+// tier's pages then stay in the page cache instead of the server's resident memory.
 import { createRequire } from 'node:module'
-import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { memoryAddon } from '../native.js'
 
 const require = createRequire(import.meta.url)
 
-interface MmapAddon { setMmapLimit: (bindingPath: string, limit: number) => boolean }
-interface NodeGypBuild { (dir: string): unknown, path: (dir: string) => string }
-
 let outcome: { ok: true } | { ok: false, why: string } | undefined
-
-/** The folder of this package: where `npm install` built the addon (build/Release). */
-function packageRoot (): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    const manifest = path.join(dir, 'package.json')
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'shardfeed') return dir
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('package.json of shardfeed not found above ' + fileURLToPath(import.meta.url))
-    dir = up
-  }
-}
 
 /**
  * Sets LevelDB's mmap limit to 0 for this process, once; call before the first database
@@ -31,12 +15,16 @@ function packageRoot (): string {
  */
 export function disableLevelMmap (): { ok: true } | { ok: false, why: string } {
   if (outcome !== undefined) return outcome
+  const native = memoryAddon()
+  if ('error' in native) {
+    outcome = { ok: false, why: native.error }
+    return outcome
+  }
   try {
-    const gypBuild = require('node-gyp-build') as NodeGypBuild
-    const addon = gypBuild(packageRoot()) as MmapAddon
     // The same lookup classic-level makes for its binding, so this is the file it loaded.
+    const gypBuild = require('node-gyp-build') as { path: (dir: string) => string }
     const binding = gypBuild.path(path.dirname(require.resolve('classic-level/package.json')))
-    outcome = addon.setMmapLimit(binding, 0)
+    outcome = native.addon.setMmapLimit(binding, 0)
       ? { ok: true }
       : { ok: false, why: `LevelDB's mmap limit is not exported by ${binding}` }
   } catch (err) {

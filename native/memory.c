@@ -1,4 +1,7 @@
-// Sets how many LevelDB table files the process may memory-map (LevelDB's default is 1000).
+// Two controls over the server's resident memory that JavaScript cannot reach.
+//
+// setMmapLimit: how many LevelDB table files the process may memory-map (LevelDB's default
+// is 1000).
 //
 // LevelDB reads table files through mmap on 64-bit systems. Every page a read touches then
 // counts in the process's resident memory for as long as the table stays open, so a disk tier
@@ -11,6 +14,9 @@
 #include <dlfcn.h>
 #include <node_api.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define SET_MMAP_LIMIT "_ZN7leveldb18EnvPosixTestHelper20SetReadOnlyMMapLimitEi"
 
@@ -40,9 +46,28 @@ static napi_value SetMmapLimit(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// mallocTrim(): gives free memory inside glibc's heaps back to the kernel; true if any was.
+//
+// Batch bodies are freed in the middle of malloc's heaps (the main one and the arena of the
+// worker and LevelDB threads), and glibc returns only the free space at a heap's top, so
+// freed bodies would stay resident as holes. malloc_trim(0) releases whole free pages
+// anywhere in every arena (madvise). Elsewhere than glibc it does nothing.
+static napi_value MallocTrim(napi_env env, napi_callback_info info) {
+  napi_value result;
+  (void)info;
+#ifdef __GLIBC__
+  napi_get_boolean(env, malloc_trim(0) != 0, &result);
+#else
+  napi_get_boolean(env, false, &result);
+#endif
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
   napi_set_named_property(env, exports, "setMmapLimit", fn);
+  napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, MallocTrim, NULL, &fn);
+  napi_set_named_property(env, exports, "mallocTrim", fn);
   return exports;
 }

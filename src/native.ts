@@ -1,0 +1,40 @@
+// The small native addon (native/memory.c, built by `npm install` with node-gyp): controls
+// over the process's memory that JavaScript cannot reach. Optional: without it the server
+// works the same, with more resident memory.
+import { createRequire } from 'node:module'
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const require = createRequire(import.meta.url)
+
+export interface MemoryAddon {
+  setMmapLimit: (bindingPath: string, limit: number) => boolean
+  mallocTrim: () => boolean
+}
+
+let loaded: { addon: MemoryAddon } | { error: string } | undefined
+
+/** The folder of this package: where `npm install` built the addon (build/Release). */
+function packageRoot (): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const manifest = path.join(dir, 'package.json')
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'shardfeed') return dir
+    const up = path.dirname(dir)
+    if (up === dir) throw new Error('package.json of shardfeed not found above ' + fileURLToPath(import.meta.url))
+    dir = up
+  }
+}
+
+/** The addon, or why it cannot be loaded (not built, say). */
+export function memoryAddon (): { addon: MemoryAddon } | { error: string } {
+  if (loaded !== undefined) return loaded
+  try {
+    const gypBuild = require('node-gyp-build') as (dir: string) => unknown
+    loaded = { addon: gypBuild(packageRoot()) as MemoryAddon }
+  } catch (err) {
+    loaded = { error: (err as Error).message }
+  }
+  return loaded
+}
