@@ -20,9 +20,10 @@ import type { SchemaField } from '../store/registry.js'
 
 // The type of one value, in the vocabulary of SchemaField.type. `list<?>` is an empty array
 // (element type not known yet); null and undefined carry no type.
-type ValueKind = 'int64' | 'float64' | 'bool' | 'string' | 'list<int64>' | 'list<float64>' | 'list<?>' | 'json'
+export type ValueKind = 'int64' | 'float64' | 'bool' | 'string' | 'list<int64>' | 'list<float64>' | 'list<?>' | 'json'
 
-interface Column {
+/** What inference knows about one field. */
+export interface Column {
   name: string
   kind: ValueKind | undefined
   sawNull: boolean
@@ -57,42 +58,66 @@ export function createSchemaInferrer (): SchemaInferrer {
       for (const name of Object.keys(record)) {
         let column = byName[name]
         if (column === undefined) {
-          column = { name, kind: undefined, sawNull: false, present: 0, exact32: true, fraction: false }
+          column = newColumn(name)
           byName[name] = column
           columns.push(column)
         }
-        column.present++
         const value = (record as Record<string, unknown>)[name]
-        if (value === null || value === undefined) {
-          column.sawNull = true
-          continue
-        }
-        const kind = kindOf(value)
-        const merged = merge(column.kind, kind)
-        if (merged === undefined) {
-          throw new AppError('SOURCE_INVALID', `line ${line}: field ${JSON.stringify(name)} is ${describeKind(kind)}, expected ${describeKind(column.kind!)}`)
-        }
-        column.kind = merged
-        if (column.exact32 && (merged === 'float64' || merged === 'list<float64>' || merged === 'int64' || merged === 'list<int64>')) {
-          column.exact32 = allFloat32(value)
-          if (!column.fraction) column.fraction = hasFraction(value)
+        if (!foldValue(column, value)) {
+          throw new AppError('SOURCE_INVALID', `line ${line}: field ${JSON.stringify(name)} is ${describeKind(kindOf(value))}, expected ${describeKind(column.kind!)}`)
         }
       }
     },
 
     result () {
-      return {
-        fields: columns.map((c) => {
-          let type = finalType(c.kind)
-          if (c.exact32 && c.fraction && type === 'float64') type = 'float32'
-          if (c.exact32 && c.fraction && type === 'list<float64>') type = 'list<float32>'
-          const field: SchemaField = { name: c.name, type }
-          if (c.sawNull || c.present < records || c.kind === undefined) field.nullable = true
-          return field
-        })
-      }
+      return { fields: fieldsOf(columns, records) }
     }
   }
+}
+
+export function newColumn (name: string): Column {
+  return { name, kind: undefined, sawNull: false, present: 0, exact32: true, fraction: false }
+}
+
+/**
+ * Folds one record's value of the column in; false, with the column's type unchanged, when
+ * the value does not fit it.
+ */
+export function foldValue (column: Column, value: unknown): boolean {
+  column.present++
+  if (value === null || value === undefined) {
+    column.sawNull = true
+    return true
+  }
+  const merged = merge(column.kind, kindOf(value))
+  if (merged === undefined) return false
+  column.kind = merged
+  if (tracksFloat32(column)) {
+    column.exact32 = allFloat32(value)
+    if (!column.fraction) column.fraction = hasFraction(value)
+  }
+  return true
+}
+
+/**
+ * Whether the numbers of a value just merged into the column still decide its float32 test:
+ * only while every number so far was a float32, and only for number and list columns.
+ */
+export function tracksFloat32 (column: Column): boolean {
+  const kind = column.kind
+  return column.exact32 && (kind === 'float64' || kind === 'list<float64>' || kind === 'int64' || kind === 'list<int64>')
+}
+
+/** The fields of a schema from its columns (in first-seen order) and the number of records. */
+export function fieldsOf (columns: readonly Column[], records: number): SchemaField[] {
+  return columns.map((c) => {
+    let type = finalType(c.kind)
+    if (c.exact32 && c.fraction && type === 'float64') type = 'float32'
+    if (c.exact32 && c.fraction && type === 'list<float64>') type = 'list<float32>'
+    const field: SchemaField = { name: c.name, type }
+    if (c.sawNull || c.present < records || c.kind === undefined) field.nullable = true
+    return field
+  })
 }
 
 function allFloat32 (value: unknown): boolean {
@@ -143,7 +168,7 @@ function kindOfArray (values: unknown[]): ValueKind {
 }
 
 // The join of a column's type and a value's type, or undefined when they do not fit.
-function merge (column: ValueKind | undefined, value: ValueKind | 'null' | 'other'): ValueKind | undefined {
+export function merge (column: ValueKind | undefined, value: ValueKind | 'null' | 'other'): ValueKind | undefined {
   if (value === 'null' || value === 'other') return undefined
   if (column === undefined || column === value) return value
   switch (column) {

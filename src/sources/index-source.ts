@@ -2,11 +2,12 @@
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
-import { indexJsonl, openJsonlSource } from './jsonl.js'
+import { indexJsonl, openJsonlSource, type JsonlIndexOptions } from './jsonl.js'
 import { indexCsv, openCsvSource } from './csv.js'
 import { indexNpy, loadNpyMeta, npySchema, openNpySource } from './npy.js'
 import { indexParquet, openParquetSource } from './parquet.js'
 import { inferSchema, jsonlLineOf } from './schema-pass.js'
+import { summarySchema } from '../codecs/schema-scan.js'
 
 export type SourceFormat = 'jsonl' | 'csv' | 'parquet' | 'npy' | 'json'
 
@@ -25,14 +26,18 @@ export interface OpenableSource {
 
 /**
  * Indexes a source (one streaming pass: offsets, digest, validation) and infers its schema.
- * `indexPath` receives the format's index file.
+ * `indexPath` receives the format's index file. For JSONL the pass summarises the schema as
+ * it validates; a second pass over JSON.parse'd records (the inferrer itself) runs only when
+ * the summary cannot stand for it: a value that does not fit its column, whose error message
+ * that pass words with the line. `opts.ring` is JSONL's test setting (JsonlIndexOptions).
  */
-export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions): Promise<SourceIndex> {
+export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions & Pick<JsonlIndexOptions, 'ring'>): Promise<SourceIndex> {
   switch (format) {
     case 'jsonl':
     case 'json': { // inline records are stored as a JSONL file
-      const result = await indexJsonl(filePath, indexPath, opts)
-      const schema = await schemaOf({ format, filePath, indexPath }, async (i) => await jsonlLineOf(filePath, indexPath, i), opts)
+      const { schema: summary, ...result } = await indexJsonl(filePath, indexPath, opts)
+      const schema = summarySchema(summary) ??
+        await schemaOf({ format, filePath, indexPath }, async (i) => await jsonlLineOf(filePath, indexPath, i), opts)
       return { ...result, schema }
     }
     case 'csv': {

@@ -1,7 +1,7 @@
 // Runs a source's indexing (offsets, digest, validation, schema) in a worker thread. The
 // event loop keeps serving cache hits to trainers while a large file is indexed, and the
-// memory the pass needs (parsed records for the schema) leaves with the worker instead of
-// staying in the server's heap.
+// memory the pass needs (parsed records for the schema of a CSV file, or of a JSONL file with
+// a value that does not fit) leaves with the worker instead of staying in the server's heap.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { AppError, type ErrorCode } from '../errors.js'
 import type { IndexOptions } from './record-source.js'

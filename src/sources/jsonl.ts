@@ -1,19 +1,24 @@
 // JSON Lines: one JSON object a line. JSON escapes newlines inside strings, so byte 0x0A always
 // ends a record and `Buffer.indexOf(10)` finds records exactly (DESIGN.md, "Pitfalls"). Lines
 // holding only whitespace are not records. Every record is validated when the source is
-// indexed, because batch bodies are later spliced from the raw bytes without parsing them.
+// indexed, because batch bodies are later spliced from the raw bytes without parsing them, and
+// the validation also gathers the records' schema (codecs/schema-scan.ts), so that the schema
+// needs no second pass.
 //
-// Indexing is one pass over large reads into a ring of buffers. The main thread splits each
-// chunk into lines, records offsets and validates the first part of the lines; for files of
-// 32 MiB and more a worker thread (this same module) hashes the chunk and validates the rest,
-// reading the ring through shared memory, and the split follows whichever thread is behind.
-// Measured on the 2-core machine (scripts/measure-sources.ts, 1 GiB of ~1 KiB records with
-// 64-float vectors, page cache): JSON.parse of every line runs at ~125-165 MiB/s on one core,
-// the byte validator below at ~500 MiB/s, and the whole pass at ~420-450 MiB/s (~330 when
-// other processes hold a core), about 4 CPU-seconds per GiB over both threads. JSON.parse is
-// then only the fallback that words the error message.
+// Indexing is one pass over large reads into a ring of buffers. The main thread reads, hashes
+// and splits each chunk into lines, records their offsets and cuts the lines into blocks of
+// about 64 KiB. For files of 32 MiB and more a worker thread (this same module) validates
+// blocks too, reading the ring through shared memory: the two threads take the blocks of a
+// chunk in turn from a shared counter, so neither waits for the other whatever their speeds
+// (the worker's code starts unoptimised, and either may lose its core to other processes).
+// Measured on the 2-core machine while other benchmarks ran (page cache; bench's 68.8 MiB file
+// of 50,000 records with 128 floats, and scripts/measure-sources.ts): JSON.parse of every line
+// runs at ~140 MiB/s of one core's time, the byte validator with the schema at ~400-440 MiB/s,
+// and the whole pass at ~320-335 MiB/s on the 68.8 MiB file with a load average of 1.5-3
+// (~200 at 4-5), and at ~210 MiB/s on 1 GiB at 5, about 4.5 CPU-seconds per GiB over both
+// threads. JSON.parse is then only the fallback that words the error message.
 import { isUtf8 } from 'node:buffer'
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
@@ -22,6 +27,9 @@ import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
+import { mergeSummaries, SchemaScanner, skipBlanks, type SchemaSummary } from '../codecs/schema-scan.js'
+
+export { isJsonObject } from '../codecs/schema-scan.js'
 
 // Large files: 8 slots of 4 MiB shared with the worker, deep enough to absorb jitter between
 // the two threads. Small files: 2 slots of 1 MiB, no worker.
@@ -29,6 +37,9 @@ const SLOT_BYTES = 4 << 20
 const SLOTS = 8
 const SMALL_SLOT_BYTES = 1 << 20
 const SMALL_SLOTS = 2
+// The unit of validation the threads take turns at: small, so that neither waits long for
+// the other at the end of the file, and large, so that taking one costs nothing.
+const BLOCK_BYTES = 64 << 10
 const PROGRESS_BYTES = 8 << 20
 // Below this size a worker (~50 ms to start) costs more than it saves.
 const WORKER_MIN_BYTES = 32 << 20
@@ -36,39 +47,64 @@ const WORKER_MIN_BYTES = 32 << 20
 const MAX_RECORD_BYTES = 64 << 20
 const WORKER_ROLE = 'shardfeed:jsonl-chunks'
 
+export interface JsonlIndexOptions extends IndexOptions {
+  /**
+   * For tests: the ring's slot and block sizes, and whether the chunk worker takes part
+   * whatever the file's size. With `mainBlocks` the pass waits for the worker to start, and
+   * the main thread takes at most that many blocks of a chunk, leaving the rest to the worker.
+   */
+  ring?: { slotBytes: number, blockBytes: number, worker: boolean, mainBlocks?: number }
+}
+
+export interface JsonlIndexResult extends IndexResult {
+  /** The schema of the records as far as the validating scan could tell (schema-scan.ts). */
+  schema: SchemaSummary
+}
+
 /**
  * Indexes a JSONL file in one streaming pass: writes the offset index to `indexPath`,
- * validates that every non-blank line is a JSON object, and hashes all bytes.
+ * validates that every non-blank line is a JSON object, summarises the records' schema and
+ * hashes all bytes.
  * Throws AppError SOURCE_INVALID (`line N: reason`, N the 1-based physical line) on a bad
  * record, and the signal's AbortError when `opts.signal` aborts. On failure the index file is
  * removed.
  */
-export async function indexJsonl (filePath: string, indexPath: string, opts: IndexOptions = {}): Promise<IndexResult> {
-  const { onProgress, signal } = opts
+export async function indexJsonl (filePath: string, indexPath: string, opts: JsonlIndexOptions = {}): Promise<JsonlIndexResult> {
+  const { onProgress, signal, ring: forced } = opts
   signal?.throwIfAborted()
   const fh = await open(filePath, 'r')
   let writer: OffsetIndexWriter | undefined
-  let helper: ChunkHelper | undefined
+  let worker: ChunkWorker | undefined
+  let scanner: LineScanner | undefined
   const released: Array<Promise<void>> = []
   try {
     const total = (await fh.stat()).size
     writer = await OffsetIndexWriter.create(indexPath)
-    const offload = total >= WORKER_MIN_BYTES
-    const slotBytes = offload ? SLOT_BYTES : SMALL_SLOT_BYTES
+    const offload = forced?.worker ?? total >= WORKER_MIN_BYTES
+    const slotBytes = forced?.slotBytes ?? (offload ? SLOT_BYTES : SMALL_SLOT_BYTES)
     const numSlots = offload ? SLOTS : SMALL_SLOTS
     const ring = offload ? new SharedArrayBuffer(slotBytes * numSlots) : new ArrayBuffer(slotBytes * numSlots)
-    helper = offload ? new ChunkWorker(ring as SharedArrayBuffer, slotBytes) : new InlineHelper(ring as ArrayBuffer, slotBytes)
+    const blockBytes = forced?.blockBytes ?? BLOCK_BYTES
+    const tableBytes = BlockTable.bytes(numSlots, slotBytes, blockBytes)
+    const blocks = new BlockTable(offload ? new SharedArrayBuffer(tableBytes) : new ArrayBuffer(tableBytes), slotBytes, blockBytes)
+    if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks)
     const slots: Buffer[] = []
-    const done: boolean[] = []
+    // Whether the worker may still read a slot; `released` settles when it is done.
+    const busy: boolean[] = []
     for (let s = 0; s < numSlots; s++) {
       slots.push(Buffer.from(ring, s * slotBytes, slotBytes))
       released.push(Promise.resolve())
-      done.push(true)
+      busy.push(false)
     }
+    const mainBlocks = forced?.mainBlocks
+    if (worker !== undefined && mainBlocks !== undefined) await worker.started
 
-    const scanner = new LineScanner(writer)
-    // The main thread's share of each chunk's lines; the worker validates the rest.
-    let share = offload ? 0.5 : 1
+    const hash = createHash('sha256')
+    scanner = new LineScanner(writer, Buffer.from(ring), slotBytes, blocks)
+    // With the worker, the main thread takes its blocks of a chunk only once it has read,
+    // hashed and split the next one: meanwhile the worker has them to itself.
+    let lagging = -1
+    let laggingShared = false
     let pos = 0
     let reported = 0
     let s = 0
@@ -78,21 +114,33 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Ind
       const n = await pending
       if (n === 0) break
       signal?.throwIfAborted()
-      // Read ahead into the next slot once the worker is done with it. A worker still busy
-      // with the chunk from a whole ring ago is behind: the main thread takes more lines.
+      // Read ahead into the next slot once the worker is done with it. A free slot is read at
+      // once, not in a callback, which would only run once this chunk is done with.
       const next = (s + 1) % numSlots
-      if (offload) share = done[next]! ? Math.max(0.1, share - 0.01) : Math.min(0.9, share + 0.05)
       const nextPos = pos + n
       const nextSlot = slots[next]!
-      pending = released[next]!.then(async () => await readFull(fh, nextSlot, nextPos))
+      pending = busy[next]! ? released[next]!.then(async () => await readFull(fh, nextSlot, nextPos)) : readFull(fh, nextSlot, nextPos)
       pending.catch(ignore)
 
-      const split = scanner.scan(slots[s]!.subarray(0, n), pos, share)
-      const slot = s
-      done[slot] = false
-      const task = helper.submit(slot, n, split.from, split.to, split.firstLine)
-      task.then(() => { done[slot] = true }, ignore)
-      released[slot] = task
+      const chunk = slots[s]!.subarray(0, n)
+      hash.update(chunk)
+      const firstLine = scanner.scan(chunk, pos, s)
+      const shared = worker?.ready === true && blocks.count(s) > 0
+      if (shared) {
+        const slot = s
+        const task = worker!.submit(slot, firstLine)
+        busy[slot] = true
+        task.then(() => { busy[slot] = false }, ignore)
+        released[slot] = task
+      }
+      if (worker === undefined) {
+        scanner.validate(s, firstLine, Infinity)
+      } else {
+        if (lagging >= 0) scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+        lagging = s
+        laggingShared = shared
+      }
+      scanner.checkCarried()
       await writer.drain()
       pos = nextPos
       if (onProgress !== undefined && pos - reported >= PROGRESS_BYTES) {
@@ -101,23 +149,30 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Ind
       }
       s = next
     }
+    if (lagging >= 0) scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
     scanner.finish(pos)
     writer.add(pos)
     await Promise.all(released)
-    const digest = await helper.digest()
+    const schema = mergeSummaries([scanner.schema.summary(), await worker?.finish() ?? EMPTY_SUMMARY])
     await writer.close()
     onProgress?.(pos, pos)
-    return { numRecords: scanner.records, digest, bytes: pos }
+    return { numRecords: scanner.records, digest: hash.digest('hex'), bytes: pos, schema }
   } catch (err) {
     await writer?.abort()
-    // Lines the worker was still checking come before any line the main thread reached.
+    if (!(err instanceof AppError)) throw err
+    // The first bad line of the file: the lines before the one found may still be waiting in
+    // blocks the main thread has not taken yet, or in the worker.
+    scanner?.drain()
     await Promise.allSettled(released)
-    throw err instanceof AppError ? helper?.failure ?? err : err
+    const first = earliest(scanner?.failure, worker?.failure)
+    throw first !== undefined ? invalidLine(first.line, first.reason) : err
   } finally {
-    await helper?.close()
+    await worker?.close()
     await fh.close()
   }
 }
+
+const EMPTY_SUMMARY: SchemaSummary = { records: 0, conflict: false, columns: [] }
 
 /** Opens an indexed JSONL file for random access by record number. */
 export async function openJsonlSource (filePath: string, indexPath: string): Promise<RecordSource> {
@@ -181,73 +236,211 @@ function isBlank (c: number): boolean {
 
 function ignore (): void {}
 
-/** The lines of a chunk left to the worker: [from, to), the first being line firstLine + 1. */
-interface Split {
-  from: number
-  to: number
-  firstLine: number
+/** A bad line: its 1-based number and what is wrong with it. */
+interface LineFailure {
+  line: number
+  reason: string
 }
 
-/** Splits chunks into lines, records the offsets of records and validates its share. */
+function earliest (a: LineFailure | undefined, b: LineFailure | undefined): LineFailure | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return b.line < a.line ? b : a
+}
+
+/**
+ * The blocks of whole lines of each ring slot, in memory the worker shares: per slot, the
+ * next block to take, the number of blocks, then per block its start and end in the slot and
+ * its first line (counted from the chunk's first whole line). Each thread takes the next
+ * block with one atomic add, so every block is validated exactly once.
+ */
+class BlockTable {
+  readonly buffer: SharedArrayBuffer | ArrayBuffer
+  readonly blockBytes: number
+  #cells: Int32Array
+  #stride: number
+
+  /** The size of the table for a ring of numSlots slots. */
+  static bytes (numSlots: number, slotBytes: number, blockBytes: number): number {
+    return numSlots * stride(slotBytes, blockBytes) * 4
+  }
+
+  constructor (buffer: SharedArrayBuffer | ArrayBuffer, slotBytes: number, blockBytes: number) {
+    this.buffer = buffer
+    this.blockBytes = blockBytes
+    this.#cells = new Int32Array(buffer)
+    this.#stride = stride(slotBytes, blockBytes)
+  }
+
+  /** Sets block i of `slot`; blocks become visible with publish. */
+  set (slot: number, i: number, start: number, end: number, line: number): void {
+    const at = slot * this.#stride + 2 + 3 * i
+    this.#cells[at] = start
+    this.#cells[at + 1] = end
+    this.#cells[at + 2] = line
+  }
+
+  publish (slot: number, count: number): void {
+    Atomics.store(this.#cells, slot * this.#stride, 0)
+    Atomics.store(this.#cells, slot * this.#stride + 1, count)
+  }
+
+  count (slot: number): number {
+    return Atomics.load(this.#cells, slot * this.#stride + 1)
+  }
+
+  /** The next block of `slot` nobody has taken, now this thread's; -1 when none is left. */
+  take (slot: number): number {
+    const i = Atomics.add(this.#cells, slot * this.#stride, 1)
+    return i < this.count(slot) ? i : -1
+  }
+
+  start (slot: number, i: number): number {
+    return this.#cells[slot * this.#stride + 2 + 3 * i]!
+  }
+
+  end (slot: number, i: number): number {
+    return this.#cells[slot * this.#stride + 3 + 3 * i]!
+  }
+
+  line (slot: number, i: number): number {
+    return this.#cells[slot * this.#stride + 4 + 3 * i]!
+  }
+}
+
+// Int32 cells per slot. Every block but a slot's last holds at least blockBytes.
+function stride (slotBytes: number, blockBytes: number): number {
+  return 2 + 3 * (Math.floor(slotBytes / blockBytes) + 1)
+}
+
+/**
+ * Takes blocks of `slot` (whose first whole line is line firstLine + 1) until none is left or
+ * `limit` were taken, and validates their lines into `schema`: the first bad line, if any.
+ */
+function takeBlocks (ring: Buffer, slotBytes: number, blocks: BlockTable, slot: number, firstLine: number, schema: SchemaScanner, limit: number): LineFailure | null {
+  const base = slot * slotBytes
+  for (let taken = 0; taken < limit; taken++) {
+    const i = blocks.take(slot)
+    if (i < 0) break
+    const line = firstLine + blocks.line(slot, i)
+    const bad = checkLines(ring, base + blocks.start(slot, i), base + blocks.end(slot, i), line, schema)
+    if (bad !== null) return { line: line + bad.line + 1, reason: bad.reason }
+  }
+  return null
+}
+
+/**
+ * Splits chunks into lines, records the offsets of records and cuts the lines into blocks;
+ * validates the blocks it takes and the lines that span chunks.
+ */
 class LineScanner {
   records = 0
+  /** The schema of the lines validated here. */
+  readonly schema = new SchemaScanner()
+  /** The first bad line found here. */
+  failure: LineFailure | undefined
   #line = 0
   #writer: OffsetIndexWriter
+  #ring: Buffer
+  #slotBytes: number
+  #blocks: BlockTable
+  // Per slot: the number of lines before the chunk's first whole line.
+  #firstLines: number[] = []
+  // The slots whose blocks the main thread has still to take, should the pass stop.
+  #open: number[] = []
   // The unfinished last line of the previous chunk(s), copied out of the reused slot.
   #carry: Buffer[] = []
   #carryBytes = 0
   #carryStart = 0
+  // The line completed at the start of the last chunk, to validate, and its number.
+  #carried: Buffer | undefined
+  #carriedLine = 0
 
-  constructor (writer: OffsetIndexWriter) {
+  constructor (writer: OffsetIndexWriter, ring: Buffer, slotBytes: number, blocks: BlockTable) {
     this.#writer = writer
+    this.#ring = ring
+    this.#slotBytes = slotBytes
+    this.#blocks = blocks
   }
 
   /**
-   * Scans `chunk`, whose first byte is at file offset `base`. Lines starting in about the
-   * first `share` of it are validated here; the rest are only indexed and returned.
+   * Scans `chunk` (ring slot `slot`, whose first byte is at file offset `base`): indexes its
+   * lines and publishes them as blocks of the slot. Returns the number of lines before the
+   * first of them.
    */
-  scan (chunk: Buffer, base: number, share: number): Split {
+  scan (chunk: Buffer, base: number, slot: number): number {
     let p = 0
     // A UTF-8 byte order mark is not part of the first record.
     if (base === 0 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) p = 3
+    this.#blocks.publish(slot, 0)
+    this.#firstLines[slot] = this.#line
 
     if (this.#carryBytes > 0) {
       const nl = chunk.indexOf(10)
       if (nl === -1) {
         this.#keep(chunk, 0, base)
-        return { from: 0, to: 0, firstLine: this.#line }
+        return this.#line
       }
       this.#carry.push(chunk.subarray(0, nl))
       const line = Buffer.concat(this.#carry, this.#carryBytes + nl)
       this.#dropCarry()
       if (!isUtf8(line)) this.#notUtf8()
-      this.#check(line, 0, line.length, this.#carryStart)
+      this.#index(line, 0, line.length, this.#carryStart)
+      this.#carried = line
+      this.#carriedLine = this.#line
       p = nl + 1
     }
 
+    const firstLine = this.#line
+    this.#firstLines[slot] = firstLine
     const last = chunk.lastIndexOf(10)
     if (last < p) {
       if (p < chunk.length) this.#keep(chunk, p, base)
-      return { from: 0, to: 0, firstLine: this.#line }
+      return firstLine
     }
     // One UTF-8 check over all whole lines of the chunk (simdutf, several GB/s).
     if (!isUtf8(chunk.subarray(p, last))) this.#findNotUtf8(chunk, p)
 
-    const split = share >= 1 ? last + 1 : chunk.indexOf(10, p + Math.floor((last - p) * share)) + 1
+    const blockBytes = this.#blocks.blockBytes
+    let count = 0
+    let blockStart = p
+    let blockLine = 0
     let nl: number
-    while (p < split) {
-      nl = chunk.indexOf(10, p)
-      this.#check(chunk, p, nl, base + p)
-      p = nl + 1
-    }
-    const firstLine = this.#line
     while (p <= last) {
       nl = chunk.indexOf(10, p)
       this.#index(chunk, p, nl, base + p)
       p = nl + 1
+      if (p - blockStart >= blockBytes || p > last) {
+        this.#blocks.set(slot, count++, blockStart, p, blockLine)
+        blockStart = p
+        blockLine = this.#line - firstLine
+      }
     }
+    this.#blocks.publish(slot, count)
+    this.#open.push(slot)
     if (p < chunk.length) this.#keep(chunk, p, base)
-    return { from: split, to: last + 1, firstLine }
+    return firstLine
+  }
+
+  /** The number of lines before the first whole line of the chunk in `slot`. */
+  firstLineOf (slot: number): number {
+    return this.#firstLines[slot]!
+  }
+
+  /** Takes blocks of `slot` (at most `limit`) and validates them. */
+  validate (slot: number, firstLine: number, limit: number): void {
+    const open = this.#open.indexOf(slot)
+    if (open >= 0) this.#open.splice(open, 1)
+    const bad = takeBlocks(this.#ring, this.#slotBytes, this.#blocks, slot, firstLine, this.schema, limit)
+    if (bad !== null) this.#fail(bad.line, bad.reason)
+  }
+
+  /** Validates the line completed at the start of the last chunk scanned. */
+  checkCarried (): void {
+    const line = this.#carried
+    if (line === undefined) return
+    this.#carried = undefined
+    this.#check(line, this.#carriedLine)
   }
 
   /** Ends the pass: a last line without a newline is a record too. */
@@ -256,7 +449,21 @@ class LineScanner {
     const line = Buffer.concat(this.#carry, this.#carryBytes)
     this.#dropCarry()
     if (!isUtf8(line)) this.#notUtf8()
-    this.#check(line, 0, line.length, fileEnd - line.length)
+    this.#index(line, 0, line.length, fileEnd - line.length)
+    this.#check(line, this.#line)
+  }
+
+  /** After a failure: validates what the main thread still had to, recording failures only. */
+  drain (): void {
+    for (const slot of this.#open.splice(0)) {
+      const bad = takeBlocks(this.#ring, this.#slotBytes, this.#blocks, slot, this.#firstLines[slot]!, this.schema, Infinity)
+      if (bad !== null) this.failure = earliest(this.failure, bad)
+    }
+    try {
+      this.checkCarried()
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err
+    }
   }
 
   #keep (chunk: Buffer, from: number, base: number): void {
@@ -265,7 +472,7 @@ class LineScanner {
     this.#carry.push(Buffer.from(chunk.subarray(from)))
     this.#carryBytes += chunk.length - from
     if (this.#carryBytes > MAX_RECORD_BYTES) {
-      throw invalidLine(this.#line + 1, `the line is longer than ${MAX_RECORD_BYTES >> 20} MiB; split the record or check that the file is JSON Lines`)
+      this.#fail(this.#line + 1, `the line is longer than ${MAX_RECORD_BYTES >> 20} MiB; split the record or check that the file is JSON Lines`)
     }
   }
 
@@ -274,23 +481,20 @@ class LineScanner {
     this.#carryBytes = 0
   }
 
-  // A line validated here.
-  #check (b: Buffer, start: number, end: number, fileOffset: number): void {
-    this.#line++
-    const p = skipBlanks(b, start, end)
-    if (p === end) return
-    const problem = lineProblem(b, p, end)
-    if (problem !== undefined) throw invalidLine(this.#line, problem)
-    this.#writer.add(fileOffset)
-    this.records++
-  }
-
-  // A line the worker validates: only its offset here.
+  // Counts a line and records its offset if it is not blank.
   #index (b: Buffer, start: number, end: number, fileOffset: number): void {
     this.#line++
     if (b[start] !== 0x7b && skipBlanks(b, start, end) === end) return
     this.#writer.add(fileOffset)
     this.records++
+  }
+
+  // Validates a whole line (counted already) on its own.
+  #check (b: Buffer, line: number): void {
+    const p = skipBlanks(b, 0, b.length)
+    if (p === b.length) return
+    const problem = lineProblem(b, p, b.length, this.schema, line)
+    if (problem !== undefined) this.#fail(line, problem)
   }
 
   #findNotUtf8 (chunk: Buffer, from: number): never {
@@ -307,17 +511,23 @@ class LineScanner {
   }
 
   #notUtf8 (): never {
-    throw invalidLine(this.#line + 1, 'the line is not valid UTF-8 text; save the file as UTF-8')
+    this.#fail(this.#line + 1, 'the line is not valid UTF-8 text; save the file as UTF-8')
+  }
+
+  #fail (line: number, reason: string): never {
+    this.failure = earliest(this.failure, { line, reason })
+    throw invalidLine(line, reason)
   }
 }
 
 /**
- * Why the line [start, end) is not a record (start at its first non-blank byte), or
- * undefined if it is a JSON object. Should JSON.parse accept an object the fast validator
- * refused, JSON.parse wins: the validator is only a fast path.
+ * Why line number `line`, bytes [start, end) (start at its first non-blank byte), is not a
+ * record, or undefined if it is a JSON object, which `schema` then adds. Should JSON.parse
+ * accept an object the fast validator refused, JSON.parse wins: the validator is only a fast
+ * path.
  */
-function lineProblem (b: Buffer, start: number, end: number): string | undefined {
-  if (isJsonObject(b, start, end)) return undefined
+function lineProblem (b: Buffer, start: number, end: number, schema: SchemaScanner, line: number): string | undefined {
+  if (schema.addLine(b, start, end, line)) return undefined
   let value: unknown
   try {
     value = JSON.parse(b.toString('utf8', start, end))
@@ -327,17 +537,21 @@ function lineProblem (b: Buffer, start: number, end: number): string | undefined
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return `each line must be a JSON object ({...}), got ${describe(value)}`
   }
+  schema.addRecord(value, line)
   return undefined
 }
 
-/** The first bad line among the whole lines [from, to) of `b`: its 0-based position there. */
-function checkLines (b: Buffer, from: number, to: number): { line: number, reason: string } | null {
+/**
+ * The first bad line among the whole lines [from, to) of `b`, the first being line
+ * firstLine + 1: its 0-based position there. The good ones before it are added to `schema`.
+ */
+function checkLines (b: Buffer, from: number, to: number, firstLine: number, schema: SchemaScanner): { line: number, reason: string } | null {
   let line = 0
   for (let p = from; p < to; line++) {
     const nl = b.indexOf(10, p)
     const start = skipBlanks(b, p, nl)
     if (start < nl) {
-      const reason = lineProblem(b, start, nl)
+      const reason = lineProblem(b, start, nl, schema, firstLine + line + 1)
       if (reason !== undefined) return { line, reason }
     }
     p = nl + 1
@@ -356,235 +570,86 @@ function describe (value: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// An exact JSON validator over bytes, allocation-free: JSON.parse builds every object and
-// converts every float, which is most of its cost. It accepts exactly what JSON.parse accepts
-// on valid UTF-8 (checked separately): the RFC 8259 grammar, whitespace = space, tab, CR, LF,
-// any depth. test/sources/jsonl.test.ts checks it against JSON.parse on random inputs.
-
-let stack = new Uint8Array(256)
-
-/** True when bytes [start, end) of `b` are one JSON object, with optional whitespace around. */
-export function isJsonObject (b: Uint8Array, start: number, end: number): boolean {
-  let p = skipBlanks(b, start, end)
-  if (p >= end || b[p] !== 0x7b) return false
-  let depth = 0
-  let top = 0 // the innermost open bracket: 0x7b `{`, 0x5b `[`, 0 at top level
-  for (;;) {
-    // A value starts at p.
-    if (p >= end) return false
-    let c = b[p]!
-    if (c === 0x22) {
-      p = skipString(b, p + 1, end)
-    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      p = skipNumber(b, p, end)
-      // Arrays of numbers (feature vectors) dominate typical records: stay in this loop.
-      if (top === 0x5b) {
-        while (p >= 0 && p + 1 < end && b[p] === 0x2c && ((c = b[p + 1]!) === 0x2d || ((c - 0x30) >>> 0) <= 9)) {
-          p = skipNumber(b, p + 1, end)
-        }
-      }
-    } else if (c === 0x7b || c === 0x5b) {
-      if (depth === stack.length) {
-        const grown = new Uint8Array(depth * 2)
-        grown.set(stack)
-        stack = grown
-      }
-      stack[depth++] = c
-      top = c
-      p = skipBlanks(b, p + 1, end)
-      if (p < end && b[p] === c + 2) { // `{}` or `[]`
-        p++
-        depth--
-        top = depth > 0 ? stack[depth - 1]! : 0
-      } else {
-        if (c === 0x7b && (p = skipKey(b, p, end)) < 0) return false
-        continue
-      }
-    } else if (c === 0x74) {
-      p = p + 4 <= end && b[p + 1] === 0x72 && b[p + 2] === 0x75 && b[p + 3] === 0x65 ? p + 4 : -1
-    } else if (c === 0x66) {
-      p = p + 5 <= end && b[p + 1] === 0x61 && b[p + 2] === 0x6c && b[p + 3] === 0x73 && b[p + 4] === 0x65 ? p + 5 : -1
-    } else if (c === 0x6e) {
-      p = p + 4 <= end && b[p + 1] === 0x75 && b[p + 2] === 0x6c && b[p + 3] === 0x6c ? p + 4 : -1
-    } else {
-      return false
-    }
-    if (p < 0) return false
-
-    // After a value: a comma leads to the next value, a closing bracket pops.
-    for (;;) {
-      p = skipBlanks(b, p, end)
-      if (depth === 0) return p === end
-      if (p >= end) return false
-      c = b[p]!
-      if (c === 0x2c) {
-        p = skipBlanks(b, p + 1, end)
-        if (top === 0x7b && (p = skipKey(b, p, end)) < 0) return false
-        break
-      }
-      if (c !== top + 2) return false
-      p++
-      depth--
-      top = depth > 0 ? stack[depth - 1]! : 0
-    }
-  }
-}
-
-function skipBlanks (b: Uint8Array, p: number, end: number): number {
-  while (p < end) {
-    const c = b[p]!
-    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break
-    p++
-  }
-  return p
-}
-
-// `"key"` then `:`, ending at the start of the member's value; -1 if malformed.
-function skipKey (b: Uint8Array, p: number, end: number): number {
-  if (p >= end || b[p] !== 0x22) return -1
-  p = skipString(b, p + 1, end)
-  if (p < 0) return -1
-  p = skipBlanks(b, p, end)
-  if (p >= end || b[p] !== 0x3a) return -1
-  return skipBlanks(b, p + 1, end)
-}
-
-// From just after the opening quote to just after the closing one; -1 if malformed.
-function skipString (b: Uint8Array, p: number, end: number): number {
-  while (p < end) {
-    const c = b[p]!
-    if (c === 0x22) return p + 1
-    if (c === 0x5c) {
-      if (p + 1 >= end) return -1
-      const e = b[p + 1]!
-      if (e === 0x75) {
-        if (p + 6 > end || !isHex(b[p + 2]!) || !isHex(b[p + 3]!) || !isHex(b[p + 4]!) || !isHex(b[p + 5]!)) return -1
-        p += 6
-      } else if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
-        p += 2
-      } else {
-        return -1
-      }
-    } else if (c < 0x20) {
-      return -1
-    } else {
-      p++
-    }
-  }
-  return -1
-}
-
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ; -1 if malformed.
-// `(c - 0x30) >>> 0 <= 9` tests for a digit with one unsigned comparison.
-function skipNumber (b: Uint8Array, p: number, end: number): number {
-  let c = b[p]!
-  if (c === 0x2d) {
-    if (++p >= end) return -1
-    c = b[p]!
-  }
-  if (c === 0x30) {
-    p++
-  } else if (c >= 0x31 && c <= 0x39) {
-    p++
-    while (p < end && ((b[p]! - 0x30) >>> 0) <= 9) p++
-  } else {
-    return -1
-  }
-  if (p < end && b[p] === 0x2e) {
-    p++
-    if (p >= end || ((b[p]! - 0x30) >>> 0) > 9) return -1
-    p++
-    while (p < end && ((b[p]! - 0x30) >>> 0) <= 9) p++
-  }
-  if (p < end && ((c = b[p]!) === 0x65 || c === 0x45)) {
-    p++
-    if (p < end && ((c = b[p]!) === 0x2b || c === 0x2d)) p++
-    if (p >= end || ((b[p]! - 0x30) >>> 0) > 9) return -1
-    p++
-    while (p < end && ((b[p]! - 0x30) >>> 0) <= 9) p++
-  }
-  return p
-}
-
-function isHex (c: number): boolean {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
-}
-
-// ---------------------------------------------------------------------------------------
-// The work that may leave the main thread: sha256 of every chunk, in file order, and the
-// validation of the lines the scanner left over. The worker reads the ring's slots through
-// shared memory, so no chunk is copied.
-
-interface ChunkHelper {
-  /**
-   * Hashes bytes [0, n) of ring slot `slot` and validates its whole lines [from, to) (the
-   * first is line firstLine + 1). Resolves when the slot may be overwritten; rejects with
-   * SOURCE_INVALID for a bad line.
-   */
-  submit: (slot: number, n: number, from: number, to: number, firstLine: number) => Promise<void>
-  digest: () => Promise<string>
-  /** The first bad line found, once the submitted chunks are settled. */
-  readonly failure: AppError | undefined
-  close: () => Promise<void>
-}
-
-class InlineHelper implements ChunkHelper {
-  failure: AppError | undefined
-  #hash: Hash = createHash('sha256')
-  #ring: Buffer
-  #slotBytes: number
-
-  constructor (ring: ArrayBuffer, slotBytes: number) {
-    this.#ring = Buffer.from(ring)
-    this.#slotBytes = slotBytes
-  }
-
-  async submit (slot: number, n: number, from: number, to: number, firstLine: number): Promise<void> {
-    const base = slot * this.#slotBytes
-    this.#hash.update(this.#ring.subarray(base, base + n))
-    const bad = checkLines(this.#ring, base + from, base + to)
-    if (bad !== null) throw (this.failure ??= invalidLine(firstLine + bad.line + 1, bad.reason))
-  }
-
-  async digest (): Promise<string> {
-    return this.#hash.digest('hex')
-  }
-
-  async close (): Promise<void> {}
-}
+// The worker validates blocks of the chunks it is told about, reading the ring through shared
+// memory, so no chunk is copied, and keeps the schema of the lines it validated. The main
+// thread hashes every chunk itself, so it never waits for the worker to start (~50 ms, and
+// much more when other processes hold the cores): until the worker says it runs, the main
+// thread validates every block.
 
 interface WorkerInit {
   role: typeof WORKER_ROLE
   ring: SharedArrayBuffer
   slotBytes: number
+  blocks: SharedArrayBuffer
+  blockBytes: number
+  /** [1 once the worker runs]: read at once, where a message waits until the main thread is idle. */
+  state: SharedArrayBuffer
 }
 
-type WorkerReply = string | { line: number, reason: string } | null
+type WorkerReply = SchemaSummary | LineFailure | null
 
-class ChunkWorker implements ChunkHelper {
-  failure: AppError | undefined
+class ChunkWorker {
+  /** The first bad line the worker found, once the submitted chunks are settled. */
+  failure: LineFailure | undefined
+  /** Settles when the worker runs, or fails to start. */
+  readonly started: Promise<void>
   #worker: Worker
+  #state = new Int32Array(new SharedArrayBuffer(4))
+  #onStart: () => void = ignore
+  #onStartFailed: (err: Error) => void = ignore
   #waiting: Array<{ resolve: (reply: WorkerReply) => void, reject: (err: Error) => void }> = []
+  #submitted = 0
   #broken: Error | undefined
   #closed = false
 
-  constructor (ring: SharedArrayBuffer, slotBytes: number) {
-    const init: WorkerInit = { role: WORKER_ROLE, ring, slotBytes }
+  constructor (ring: SharedArrayBuffer, slotBytes: number, blocks: BlockTable) {
+    const init: WorkerInit = {
+      role: WORKER_ROLE,
+      ring,
+      slotBytes,
+      blocks: blocks.buffer as SharedArrayBuffer,
+      blockBytes: blocks.blockBytes,
+      state: this.#state.buffer as SharedArrayBuffer
+    }
     this.#worker = new Worker(workerSource(), { eval: true, workerData: init })
-    this.#worker.on('message', (reply: WorkerReply) => this.#waiting.shift()?.resolve(reply))
+    this.started = new Promise((resolve, reject) => {
+      this.#onStart = resolve
+      this.#onStartFailed = reject
+    })
+    this.started.catch(ignore)
+    this.#worker.on('message', (reply: WorkerReply | 'ready') => {
+      if (reply === 'ready') this.#onStart()
+      else this.#waiting.shift()?.resolve(reply)
+    })
     this.#worker.on('error', (err) => this.#fail(err))
     this.#worker.on('exit', (code) => this.#fail(new Error(`the JSONL indexing worker stopped (exit code ${code})`)))
   }
 
-  async submit (slot: number, n: number, from: number, to: number, firstLine: number): Promise<void> {
-    const reply = await this.#ask([slot, n, from, to])
-    if (reply !== null && typeof reply === 'object') {
-      throw (this.failure ??= invalidLine(firstLine + reply.line + 1, reply.reason))
+  /** Whether the worker runs. */
+  get ready (): boolean {
+    return Atomics.load(this.#state, 0) === 1
+  }
+
+  /**
+   * Has the worker take blocks of the chunk in ring slot `slot` (whose first whole line is
+   * line firstLine + 1) until none is left. Resolves when the slot may be overwritten;
+   * rejects with SOURCE_INVALID for a bad line.
+   */
+  async submit (slot: number, firstLine: number): Promise<void> {
+    this.#submitted++
+    const reply = await this.#ask([slot, firstLine])
+    if (reply !== null && 'reason' in reply) {
+      this.failure = earliest(this.failure, reply)
+      throw invalidLine(reply.line, reply.reason)
     }
   }
 
-  async digest (): Promise<string> {
-    return String(await this.#ask([-1, 0, 0, 0]))
+  /** Once every chunk was submitted: the schema of the lines validated there. */
+  async finish (): Promise<SchemaSummary> {
+    if (this.#submitted === 0) return EMPTY_SUMMARY
+    const reply = await this.#ask([-1, 0])
+    if (reply === null || !('columns' in reply)) throw new Error('the JSONL indexing worker did not finish')
+    return reply
   }
 
   async close (): Promise<void> {
@@ -603,6 +668,7 @@ class ChunkWorker implements ChunkHelper {
   #fail (err: Error): void {
     if (this.#closed) return
     this.#broken = err
+    this.#onStartFailed(err)
     for (const w of this.#waiting.splice(0)) w.reject(err)
   }
 }
@@ -612,20 +678,22 @@ function workerSource (): string {
   return workerBootstrap(import.meta.url)
 }
 
-// The worker's side: messages [slot, n, from, to] in file order, [-1, ...] for the digest.
+// The worker's side: 'ready' first, then an answer to each [slot, firstLine] in file order,
+// and the schema summary for [-1, ...] at the end.
 function serveChunks (init: WorkerInit): void {
   const port = parentPort!
-  const hash = createHash('sha256')
+  const schema = new SchemaScanner()
   const ring = Buffer.from(init.ring)
-  port.on('message', ([slot, n, from, to]: number[]) => {
+  const blocks = new BlockTable(init.blocks, init.slotBytes, init.blockBytes)
+  port.on('message', ([slot, firstLine]: number[]) => {
     if (slot! < 0) {
-      port.postMessage(hash.digest('hex'))
+      port.postMessage(schema.summary() satisfies WorkerReply)
       return
     }
-    const base = slot! * init.slotBytes
-    hash.update(ring.subarray(base, base + n!))
-    port.postMessage(checkLines(ring, base + from!, base + to!) satisfies WorkerReply)
+    port.postMessage(takeBlocks(ring, init.slotBytes, blocks, slot!, firstLine!, schema, Infinity) satisfies WorkerReply)
   })
+  Atomics.store(new Int32Array(init.state), 0, 1)
+  port.postMessage('ready')
 }
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.role === WORKER_ROLE) {

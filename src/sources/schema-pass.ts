@@ -1,7 +1,9 @@
 // The schema of a JSONL or CSV source, inferred at registration over every record (the Arrow
 // format needs one schema for all batches, and a record that does not fit must fail
 // registration, not a batch later). It reads the source through its RecordSource in runs of
-// consecutive records, so each run is one coalesced read.
+// consecutive records, so each run is one coalesced read. For JSONL the indexing pass
+// summarises the schema as it validates (codecs/schema-scan.ts); this pass then only runs
+// when that summary cannot stand for it, chiefly to find and word a value that does not fit.
 import { open } from 'node:fs/promises'
 import { AppError, isAppError } from '../errors.js'
 import { createSchemaInferrer } from '../codecs/schema-infer.js'

@@ -4,8 +4,12 @@ import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { indexJsonl, isJsonObject, openJsonlSource } from '../../src/sources/jsonl.js'
+import { indexJsonl, isJsonObject, openJsonlSource, type JsonlIndexOptions } from '../../src/sources/jsonl.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
+import { createSchemaInferrer } from '../../src/codecs/schema-infer.js'
+import { summarySchema } from '../../src/codecs/schema-scan.js'
+import { AppError } from '../../src/errors.js'
+import type { SchemaField } from '../../src/store/registry.js'
 import { tempFiles } from './temp-files.js'
 import { indexFailure } from './expect.js'
 
@@ -19,6 +23,25 @@ async function invalid (content: string | Buffer): Promise<string> {
 
 function sha256 (buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex')
+}
+
+/** The schema the sequential inferrer gives for the records of a JSONL text, or 'conflict'. */
+function inferred (content: string): { fields: SchemaField[] } | 'conflict' {
+  const inferrer = createSchemaInferrer()
+  try {
+    content.split('\n').filter((l) => l.trim() !== '').forEach((l, i) => inferrer.add(JSON.parse(l), i + 1))
+  } catch (err) {
+    assert.ok(err instanceof AppError, String(err))
+    return 'conflict'
+  }
+  return inferrer.result()
+}
+
+// Slots and blocks small enough that a few KiB make many chunks and blocks, with the worker
+// taking part: `mainBlocks` 0 leaves it every block (the main thread only validates the lines
+// that span two chunks), 1 has both threads take blocks of every chunk.
+function smallRing (mainBlocks: number): JsonlIndexOptions['ring'] {
+  return { slotBytes: 2048, blockBytes: 256, worker: true, mainBlocks }
 }
 
 describe('indexJsonl', () => {
@@ -125,6 +148,7 @@ describe('indexJsonl', () => {
       assert.ok(progress.length >= 2, `progress was reported ${progress.length} times`)
       for (let k = 1; k < progress.length; k++) assert.ok(progress[k]![0] >= progress[k - 1]![0])
       assert.deepEqual(progress.at(-1), [content.length, content.length])
+      assert.deepEqual(summarySchema(result.schema), inferred(content.toString()))
 
       const source = await openJsonlSource(file, idx)
       const picks = [2000, 0, lines.length - 1, 1999, 2001, 1234, 1234]
@@ -136,9 +160,9 @@ describe('indexJsonl', () => {
   }
 
   test('large files: bad lines in the worker\'s and the main thread\'s share, the first is reported', async () => {
-    // 109-byte lines, ~38 480 to a 4 MiB chunk. The main thread validates the first part of
-    // each chunk and the worker the rest, so line 36 501 falls to the worker in chunk 0 and
-    // line 40 001 to the main thread in chunk 1, which it reaches before the worker answers.
+    // 109-byte lines, ~38 480 to a 4 MiB chunk and ~600 to a 64 KiB block. Until the worker
+    // runs the main thread validates every block, then the threads take a chunk's blocks in
+    // turn: bad lines in several chunks and blocks, whichever thread finds them.
     const good = '{"a":"' + 'x'.repeat(100) + '"}\n'
     const cases: Array<[number[], number]> = [
       [[36_500], 36_501],
@@ -164,6 +188,77 @@ describe('indexJsonl', () => {
       onProgress: () => controller.abort()
     }), { name: 'AbortError' })
     await assert.rejects(stat(big.idx), { code: 'ENOENT' })
+  })
+})
+
+describe('the schema summary of the pass', () => {
+  const value = fc.oneof(
+    fc.integer().map(String),
+    fc.constantFrom('1.0', '1e3', '-0', '0.5', '1e400', '9007199254740993', '0.1', 'null', '[]', '[1,2.5]', '[null]', '"s"', 'true', '{"n":[1]}'),
+    fc.float({ noNaN: true, noDefaultInfinity: true }).map((x) => JSON.stringify(Math.fround(x))),
+    fc.string({ maxLength: 300 }).map((s) => JSON.stringify(s)) // lines of varied length, some longer than a block
+  )
+  const key = fc.constantFrom('"a"', '"b"', '"c"', '"\\u0061"', '"1"', '"é"', '"late"')
+  const line = fc.oneof(
+    { weight: 12, arbitrary: fc.array(fc.tuple(key, value), { maxLength: 5 }).map((members) => `{${members.map(([k, v]) => `${k}:${v}`).join(',')}}`) },
+    { weight: 1, arbitrary: fc.constantFrom('', ' ', '\r') }
+  )
+
+  test('whichever thread validates a line, the summary is the inferrer\'s', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 120 }), fc.constantFrom(0, 1, 2), async (lines, mainBlocks) => {
+      const content = lines.join('\n') + '\n'
+      const { file, idx } = await put(content)
+      const expected = inferred(content)
+      const result = await indexJsonl(file, idx, { ring: smallRing(mainBlocks) })
+      assert.equal(result.numRecords, lines.filter((l) => l.trim() !== '').length)
+      assert.equal(result.digest, sha256(Buffer.from(content)))
+      assert.deepEqual(summarySchema(result.schema) ?? 'conflict', expected)
+    }), { numRuns: 12 })
+  })
+
+  test('first-seen order across the threads', async () => {
+    // 120-byte lines and 2 KiB chunks: line n holds bytes [120(n-1), 120n), so lines 18 and
+    // 35 span two chunks, and with mainBlocks 0 only those are the main thread's. "b" and "e"
+    // first appear there, "d" and "c" in the worker's lines before and between them.
+    const first: Record<number, string> = { 5: '"a":1,"d":true', 18: '"b":"x","a":2', 30: '"c":[0.5],"a":3', 35: '"e":null,"a":4' }
+    const lines = Array.from({ length: 40 }, (_, i) => `{${first[i + 1] ?? `"a":${i}`},"pad":"${'.'.repeat(70)}"}`.padEnd(119))
+    const content = lines.join('\n') + '\n'
+    const { file, idx } = await put(content)
+    const result = await indexJsonl(file, idx, { ring: smallRing(0) })
+    const schema = summarySchema(result.schema)
+    assert.deepEqual(schema, inferred(content))
+    assert.deepEqual(schema?.fields.map((f) => f.name), ['a', 'pad', 'd', 'b', 'c', 'e'])
+  })
+
+  test('bad lines in either thread: the first is reported', async () => {
+    // 59-byte lines (with the newline), the bad ones too: line n holds bytes [59(n-1), 59n),
+    // so lines 35 and 70 span two 2 KiB chunks (the main thread's), the others are in blocks.
+    const good = '{"a":"' + 'x'.repeat(50) + '"}'
+    const cases: Array<[number[], number]> = [[[3], 4], [[40], 41], [[34], 35], [[69, 40], 41], [[69], 70], [[69, 100], 70], [[199], 200], [[150, 151], 151]]
+    for (const mainBlocks of [0, 1]) {
+      for (const [bad, first] of cases) {
+        const lines = new Array<string>(200).fill(good)
+        for (const i of bad) lines[i] = '{"a":[1,2}'.padEnd(good.length)
+        const message = await indexFailure(put, async (file, idx) => await indexJsonl(file, idx, { ring: smallRing(mainBlocks) }), lines.join('\n') + '\n')
+        assert.match(message, new RegExp(`^line ${first}: not valid JSON`), `bad ${bad.join(',')}, mainBlocks ${mainBlocks}`)
+      }
+    }
+  })
+
+  test('a bad line not validated yet comes before a later line that is not UTF-8', async () => {
+    // The main thread validates a chunk's blocks once it has split the next chunk, where the
+    // UTF-8 check fails first: the earlier bad line must still be the one reported.
+    // 59-byte lines: line 50 is in the second 2 KiB chunk, line 72 in the third.
+    const good = '{"a":"' + 'x'.repeat(50) + '"}\n'
+    const content = Buffer.concat([
+      Buffer.from(good.repeat(49) + '{"a":01}\n' + good.repeat(21)),
+      Buffer.from('{"a":"'), Buffer.from([0xff]), Buffer.from('"}\n'),
+      Buffer.from(good.repeat(10))
+    ])
+    for (const ring of [{ slotBytes: 2048, blockBytes: 256, worker: true }, smallRing(0), smallRing(1)]) {
+      const message = await indexFailure(put, async (file, idx) => await indexJsonl(file, idx, { ring }), content)
+      assert.match(message, /^line 50: not valid JSON/)
+    }
   })
 })
 
