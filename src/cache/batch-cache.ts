@@ -64,7 +64,8 @@ const PREFETCH_QUEUE_MAX = 1024
 // Disk writes wait in a bounded queue and go to LevelDB in batches of up to this many bytes,
 // one write at a time, after the responses that produced them have been sent.
 const WRITE_BATCH_BYTES = 8 * 1024 * 1024
-const WRITE_QUEUE_MAX_BYTES = 16 * 1024 * 1024
+// Queued bodies may already have left the memory tier: the bound is memory on top of it.
+const WRITE_QUEUE_MAX_BYTES = 8 * 1024 * 1024
 
 export { etagOf }
 

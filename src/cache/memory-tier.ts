@@ -39,9 +39,9 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
     // MEMORY_CACHE_BYTES=0 turns the tier off (e.g. to measure the disk tier alone).
     return { get: () => undefined, has: () => false, set: () => {}, deletePrefix: () => {}, size: 0 }
   }
-  // Dead bodies wait for a major collection; one per eighth of the tier evicted (4..32 MiB)
+  // Dead bodies wait for a major collection; one per sixteenth of the tier evicted (2..32 MiB)
   // keeps them a small surplus over the bound without collecting all the time.
-  const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(4 << 20, Math.floor(maxBytes / 8))))
+  const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
     sizeCalculation: (entry) => entry.body.length + ENTRY_OVERHEAD,

@@ -17,7 +17,7 @@ test('the store reads its tables without mapping them into memory', async () => 
     assert.deepEqual(disableLevelMmap(), { ok: true })
     const values = db.sublevel<string, Uint8Array>('v', { valueEncoding: 'view' })
     const body = new Uint8Array(180 * 1024).fill(7)
-    // 40 values of 180 KiB: more than the 4 MiB write buffer, so tables are written.
+    // 40 values of 180 KiB: more than the 2 MiB write buffer, so tables are written.
     for (let i = 0; i < 40; i++) await values.put(`k${i}`, body)
     await db.close()
 
