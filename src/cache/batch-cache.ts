@@ -107,6 +107,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   let runningBuilds = 0
   const buildWaiters: Array<() => void> = []
   const prefetchQueue = new Map<string, Job>()
+  // How many times each fingerprint was forgotten (DELETE): builds compare it before caching.
+  const forgotten = new Map<string, number>()
   let prefetchRunning = 0
   let foregroundWaiting = 0
   let closed = false
@@ -166,6 +168,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   function load (job: Job, prefetch: boolean): Promise<{ entry: CachedBatch, tier: CacheTier }> {
     let p = inflight.get(job.key)
     if (p !== undefined) return p
+    const fingerprint = job.req.record.fingerprint as string
+    const generation = forgotten.get(fingerprint) ?? 0
     p = (async () => {
       const fromDisk = disk.get(job.key)
       if (fromDisk !== undefined) {
@@ -173,8 +177,12 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
         return { entry: fromDisk, tier: 'disk' as const }
       }
       const entry = await build(job)
-      memory.set(job.key, prefetch ? { ...entry, prefetched: true } : entry)
-      writeBehind(job.key, entry)
+      // A build that was under way when its dataset was deleted still answers its request,
+      // but is not cached: the delete has already emptied the tiers of that fingerprint.
+      if ((forgotten.get(fingerprint) ?? 0) === generation) {
+        memory.set(job.key, prefetch ? { ...entry, prefetched: true } : entry)
+        writeBehind(job.key, entry)
+      }
       return { entry, tier: 'miss' as const }
     })()
     inflight.set(job.key, p)
@@ -265,6 +273,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     async forget (record) {
       if (record.fingerprint === undefined) return
       const prefix = `${record.fingerprint}/`
+      forgotten.set(record.fingerprint, (forgotten.get(record.fingerprint) ?? 0) + 1)
       for (const key of prefetchQueue.keys()) if (key.startsWith(prefix)) prefetchQueue.delete(key)
       memory.deletePrefix(prefix)
       // Queued disk writes of the dataset are dropped; one already under way lands first, so

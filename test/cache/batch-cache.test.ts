@@ -135,6 +135,20 @@ test('DELETE removes the dataset\'s batches from both tiers; a new registration 
   assert.match(after.body, /changed/)
 })
 
+test('a build under way when its dataset is deleted answers its request but is not cached', async (t) => {
+  const h = await setup(t, { PREFETCH_BATCHES: '0' })
+  const { batches, registrar } = h.app.services
+  const record = await registrar.get('d')
+  const pending = batches.getBatch({ record, epoch: 0, rank: 0, index: 1, format: 'json' })
+  await batches.forget(record)
+  const batch = await pending
+  assert.equal(batch.tier, 'miss')
+  assert.ok(batch.body.length > 0)
+  await batches.settle()
+  assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'memory' }), 0)
+  assert.equal((await h.app.services.db.sublevel('batches').keys().all()).length, 0)
+})
+
 test('/metrics exposes the cache and process metrics in Prometheus text', async (t) => {
   const h = await setup(t, { PREFETCH_BATCHES: '0' })
   await h.app.inject({ method: 'GET', url: url(0, 0) })
