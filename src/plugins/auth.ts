@@ -37,7 +37,18 @@ async function authPlugin (app: FastifyInstance, opts: { config: Config }): Prom
     app.log.warn('ADMIN_TOKEN is not set: POST and DELETE are accepted from loopback clients only')
   }
 
-  app.addHook('onRequest', async function authorize (request) {
+  // A callback hook, not an async one: it runs on every request (see closing.ts).
+  app.addHook('onRequest', function authorize (request, _reply, done) {
+    try {
+      checkAccess(request)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
+  })
+
+  function checkAccess (request: FastifyRequest): void {
     const path = request.url
     if (!path.startsWith('/datasets')) return
     const token = bearerOf(request)
@@ -57,7 +68,7 @@ async function authPlugin (app: FastifyInstance, opts: { config: Config }): Prom
     if (token === undefined || !(tokenMatches(token, readToken) || (adminToken !== '' && tokenMatches(token, adminToken)))) {
       throw new AppError('UNAUTHORIZED', 'reads need Authorization: Bearer <READ_TOKEN>', { 'www-authenticate': 'Bearer' })
     }
-  })
+  }
 }
 
 export default fp(authPlugin, { name: 'auth' })

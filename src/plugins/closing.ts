@@ -12,9 +12,11 @@ async function closingPlugin (app: FastifyInstance): Promise<void> {
     sweep = setInterval(() => { app.server.closeIdleConnections() }, 50)
     sweep.unref()
   })
-  app.addHook('onSend', async function connectionClose (_request, reply, payload) {
+  // A callback hook, not an async one: it runs on every response, and a promise per response
+  // is measurable on the hit path.
+  app.addHook('onSend', function connectionClose (_request, reply, payload, done) {
     if (closing) reply.header('connection', 'close')
-    return payload
+    done(null, payload)
   })
   app.addHook('onClose', async function stopSweep () {
     if (sweep !== undefined) clearInterval(sweep)
