@@ -171,7 +171,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     const fingerprint = job.req.record.fingerprint as string
     const generation = forgotten.get(fingerprint) ?? 0
     p = (async () => {
-      const fromDisk = disk.get(job.key)
+      const fromDisk = await disk.get(job.key)
       if (fromDisk !== undefined) {
         memory.set(job.key, prefetch ? { ...fromDisk, prefetched: true } : fromDisk)
         return { entry: fromDisk, tier: 'disk' as const }

@@ -19,7 +19,7 @@ interface Meta { size: number, seq: number }
 export interface DiskTier {
   /** Loads sizes and access order from the store; call once before use. */
   load: () => Promise<void>
-  get: (key: string) => CachedBatch | undefined
+  get: (key: string) => Promise<CachedBatch | undefined>
   /** Stores entries in one LevelDB write (one WAL append, one memtable insert run). */
   putMany: (entries: ReadonlyArray<readonly [string, CachedBatch]>) => Promise<void>
   deletePrefix: (prefix: string) => Promise<void>
@@ -117,26 +117,32 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       flushTimer.unref()
     },
 
-    get (key) {
+    async get (key) {
       if (!order.has(key)) return undefined
-      // getSync: a hit is one LevelDB read from the OS cache, cheaper than a trip through
-      // the libuv pool. fillCache off: the body is kept by the memory tier, so LevelDB's
-      // block cache keeps only index blocks instead of copies of bodies.
-      // (classic-level's option; the sublevel passes it on but does not type it.)
-      const raw = values.getSync(key, { fillCache: false } as Record<string, unknown>)
+      // An asynchronous read: LevelDB reads tables with pread (leveldb-mmap.ts) and copies the
+      // value twice more, and on the libuv pool that work runs beside the event loop instead
+      // of in it. getSync measured half the hits per second (2970 against 5783 at 32
+      // connections). fillCache off: the memory tier keeps bodies, so LevelDB's block cache
+      // keeps only index blocks. (classic-level's option; the sublevel passes it on but does
+      // not type it.)
+      const raw = await values.get(key, { fillCache: false } as Record<string, unknown>)
       const entry = raw === undefined ? undefined : decodeDiskValue(raw)
       if (entry === undefined) {
         if (raw !== undefined) {
           metrics.corrupt.inc()
           log.warn({ key }, 'disk tier: entry failed its checksum; dropped and rebuilt')
         }
-        removeKeys([key]).catch((err) => log.warn({ err }, 'disk tier: cannot drop an entry'))
+        if (order.has(key)) removeKeys([key]).catch((err) => log.warn({ err }, 'disk tier: cannot drop an entry'))
         return undefined
       }
-      const size = order.get(key) as number
-      order.delete(key)
-      order.set(key, size)
-      touched.add(key)
+      // The entry may have been evicted or deleted while it was read: answer with it, but
+      // leave the access order alone.
+      const size = order.get(key)
+      if (size !== undefined) {
+        order.delete(key)
+        order.set(key, size)
+        touched.add(key)
+      }
       return entry
     },
 
