@@ -1,12 +1,13 @@
 # syntax=docker/dockerfile:1
 # Build stage: install everything and compile TypeScript.
 FROM node:20-bookworm-slim AS build
-# node-gyp builds the small addon in native/ (it keeps LevelDB from memory-mapping tables).
+# node-gyp builds the small addon in src/native/ (it keeps LevelDB from memory-mapping tables
+# and gives freed memory back to the kernel).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json binding.gyp ./
-COPY native ./native
+COPY package.json package-lock.json ./
+COPY src/native ./src/native
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -19,7 +20,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_ROOT=/data CACHE_DIR=/var/li
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY --from=build /app/build/Release/shardfeed_memory.node ./build/Release/shardfeed_memory.node
+COPY --from=build /app/src/native/build/Release/shardfeed_memory.node ./src/native/build/Release/shardfeed_memory.node
 COPY package.json ./
 RUN mkdir -p /data /var/lib/shardfeed && chown node:node /data /var/lib/shardfeed
 USER node

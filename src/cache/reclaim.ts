@@ -11,10 +11,10 @@
 // and are freed by the frequent minor collections, so they are not counted.
 //
 // Freed, the bodies leave holes inside glibc's heaps, which stay resident; after each such
-// collection (at most once a second) malloc_trim gives their pages back (native/memory.c).
+// collection (at most once a second) malloc_trim gives their pages back (src/native/memory.c).
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
-import { memoryAddon } from '../native.js'
+import { memoryAddon } from '../native/addon.js'
 
 const TRIM_INTERVAL_MS = 1000
 

@@ -1,8 +1,8 @@
-// Keeps LevelDB from memory-mapping its table files (see native/memory.c for why): the disk
+// Keeps LevelDB from memory-mapping its table files (see src/native/memory.c for why): the disk
 // tier's pages then stay in the page cache instead of the server's resident memory.
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { memoryAddon } from '../native.js'
+import { memoryAddon } from '../native/addon.js'
 
 const require = createRequire(import.meta.url)
 

@@ -1,5 +1,5 @@
 // LevelDB must read its table files with pread, not mmap: mapped pages of the disk tier would
-// count in the server's RSS (native/memory.c).
+// count in the server's RSS (src/native/memory.c).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'

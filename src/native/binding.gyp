@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "shardfeed_memory",
-      "sources": ["native/memory.c"],
+      "sources": ["memory.c"],
       "libraries": ["-ldl"]
     }
   ]

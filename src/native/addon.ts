@@ -1,4 +1,4 @@
-// The small native addon (native/memory.c, built by `npm install` with node-gyp): controls
+// The small native addon (memory.c here, built by `npm install` with node-gyp): controls
 // over the process's memory that JavaScript cannot reach. Optional: without it the server
 // works the same, with more resident memory.
 import { createRequire } from 'node:module'
@@ -15,7 +15,7 @@ export interface MemoryAddon {
 
 let loaded: { addon: MemoryAddon } | { error: string } | undefined
 
-/** The folder of this package: where `npm install` built the addon (build/Release). */
+/** The folder of this package (the addon is built under src/native/build/Release). */
 function packageRoot (): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   for (;;) {
@@ -32,7 +32,7 @@ export function memoryAddon (): { addon: MemoryAddon } | { error: string } {
   if (loaded !== undefined) return loaded
   try {
     const gypBuild = require('node-gyp-build') as (dir: string) => unknown
-    loaded = { addon: gypBuild(packageRoot()) as MemoryAddon }
+    loaded = { addon: gypBuild(path.join(packageRoot(), 'src', 'native')) as MemoryAddon }
   } catch (err) {
     loaded = { error: (err as Error).message }
   }
