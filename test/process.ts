@@ -1,10 +1,12 @@
 // Starts the built service (dist/, as `npm start` runs it) as a child process on a free port
 // and waits until it is ready; the test's end kills it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import type { TestContext } from 'node:test'
 import { repoRoot } from './shared.js'
+import { freePort, SERVER_ENV, SERVER_NODE_ARGS } from '../scripts/server-launch.js'
+
+export { freePort }
 
 export interface ServerProcess {
   child: ChildProcessWithoutNullStreams
@@ -13,22 +15,11 @@ export interface ServerProcess {
   output: () => string
 }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => { resolve(typeof addr === 'object' && addr !== null ? addr.port : 0) })
-    })
-  })
-}
-
 export async function startServerProcess (t: TestContext, env: Record<string, string>, port?: number): Promise<ServerProcess> {
   const p = port ?? await freePort()
   // Started as `npm start` starts it (its node flags and malloc setting).
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', path.join(repoRoot, 'dist', 'src', 'server.js')], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', MALLOC_ARENA_MAX: '2', ...env },
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, path.join(repoRoot, 'dist', 'src', 'server.js')], {
+    env: { ...process.env, ...SERVER_ENV, HOST: '127.0.0.1', PORT: String(p), LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
     stdio: ['pipe', 'pipe', 'pipe']
   })
   let out = ''

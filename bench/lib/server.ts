@@ -1,14 +1,15 @@
 // Runs the built service (dist/src/server.js, as `npm start` does) as a child process on a
-// free loopback port, the way test/process.ts does for the tests (an idea copied, not an
-// import: bench/ does not depend on test/).
+// free loopback port, with the launch settings the tests use too (scripts/server-launch.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { trackChild } from './cleanup.js'
 import { MiB, sleep } from './stats.js'
+import { freePort, SERVER_ENV, SERVER_NODE_ARGS } from '../../scripts/server-launch.js'
+
+export { freePort }
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const serverEntry = path.join(repoRoot, 'dist', 'src', 'server.js')
@@ -23,17 +24,6 @@ export interface ShardfeedProcess {
   stop: (graceMs?: number) => Promise<number | null>
 }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => { resolve(typeof addr === 'object' && addr !== null ? addr.port : 0) })
-    })
-  })
-}
-
 export interface StartOptions {
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/x']. */
   nodeArgs?: string[]
@@ -45,11 +35,9 @@ export interface StartOptions {
 export async function startShardfeed (env: Record<string, string>, opts: StartOptions): Promise<ShardfeedProcess> {
   if (!existsSync(serverEntry)) throw new Error(`${serverEntry} is missing: run \`npm run build\` first`)
   const port = await freePort()
-  // --max-semi-space-size=1 as `npm start` and the Docker image run the server.
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', ...(opts.nodeArgs ?? []), serverEntry], {
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, ...(opts.nodeArgs ?? []), serverEntry], {
     cwd: opts.cwd,
-    // MALLOC_ARENA_MAX=2 as `npm start` and the Docker image run the server.
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', MALLOC_ARENA_MAX: '2', ...env },
+    env: { ...process.env, ...SERVER_ENV, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   trackChild(child)
