@@ -265,10 +265,12 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     getBatch,
     async settle () {
       for (;;) {
-        if (inflight.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) return
+        if (inflight.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break
         await Promise.allSettled([...inflight.values(), writer])
         await new Promise((resolve) => setImmediate(resolve))
       }
+      // The disk tier's index and due deletions reach LevelDB too.
+      await disk.flush()
     },
     async forget (record) {
       if (record.fingerprint === undefined) return

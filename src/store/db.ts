@@ -3,9 +3,11 @@
 import path from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { Level } from 'level'
+import type { ClassicLevel } from 'classic-level'
 import { disableLevelMmap } from './leveldb-mmap.js'
 
-export type Db = Level<string, unknown>
+// In Node, `level` is classic-level; its LevelDB-only methods are typed from there.
+export type Db = Level<string, unknown> & Pick<ClassicLevel<string, unknown>, 'compactRange' | 'getProperty'>
 
 /** Opens the store; `onMmapKept` hears why LevelDB still maps its tables, if it does. */
 export async function openDb (cacheDir: string, onMmapKept?: (why: string) => void): Promise<Db> {
@@ -35,5 +37,5 @@ export async function openDb (cacheDir: string, onMmapKept?: (why: string) => vo
     const why = cause?.message ?? (err as Error).message
     throw new Error(`cannot open the store in ${location}: ${why}`, { cause: err })
   }
-  return db
+  return db as Db
 }

@@ -93,7 +93,7 @@ test('the disk tier stays within DISK_CACHE_BYTES, evicting the least recently u
   // Counting what is really stored: the bound holds in LevelDB, not only in the books.
   await h.app.services.batches.settle()
   let stored = 0
-  for await (const v of h.app.services.db.sublevel<string, Uint8Array>('batches', { valueEncoding: 'view' }).values()) stored += v.byteLength
+  for await (const v of h.app.services.db.sublevel<string, Uint8Array>('~batch-blobs', { valueEncoding: 'view' }).values()) stored += v.byteLength
   assert.ok(stored <= 3000, `stored ${stored}`)
 })
 
@@ -102,18 +102,27 @@ test('a corrupt or truncated disk entry is dropped and rebuilt, never served', a
   const good = await h.app.inject({ method: 'GET', url: url(1, 1) })
   await h.app.services.batches.settle()
   assert.equal((await h.app.inject({ method: 'GET', url: url(1, 1) })).headers['x-cache'], 'disk')
-  const values = h.app.services.db.sublevel<string, Uint8Array>('batches', { valueEncoding: 'view' })
-  const keys = await values.keys().all()
-  assert.equal(keys.length, 1)
-  const key = keys[0] as string
-  const raw = Buffer.from((await values.get(key)) as Uint8Array)
-  for (const damaged of [Buffer.concat([raw.subarray(0, raw.length - 1), Buffer.from([raw[raw.length - 1]! ^ 1])]), raw.subarray(0, raw.length - 10), raw.subarray(0, 3)]) {
-    await values.put(key, damaged)
+  const values = h.app.services.db.sublevel<string, Uint8Array>('~batch-blobs', { valueEncoding: 'view' })
+  const original = Buffer.from((await values.values().all())[0] as Uint8Array)
+  const damages = [
+    (raw: Buffer) => Buffer.concat([raw.subarray(0, raw.length - 1), Buffer.from([raw[raw.length - 1]! ^ 1])]),
+    (raw: Buffer) => raw.subarray(0, raw.length - 10),
+    (raw: Buffer) => raw.subarray(0, 3)
+  ]
+  for (const damage of damages) {
+    // Each rebuild is stored anew and the damaged blob is deleted: one blob at a time.
+    const keys = await values.keys().all()
+    assert.equal(keys.length, 1)
+    const key = keys[0] as string
+    const raw = Buffer.from((await values.get(key)) as Uint8Array)
+    assert.ok(raw.subarray(8).equals(original.subarray(8)), 'the rebuilt entry holds the same key, etag and body')
+    await values.put(key, damage(raw))
     const res = await h.app.inject({ method: 'GET', url: url(1, 1) })
     assert.equal(res.headers['x-cache'], 'miss')
     assert.equal(res.body, good.body)
     await h.app.services.batches.settle()
   }
+  assert.equal((await h.app.inject({ method: 'GET', url: url(1, 1) })).headers['x-cache'], 'disk')
   assert.equal(await metric(h.app, 'shardfeed_cache_corrupt_total'), 3)
 })
 
@@ -125,7 +134,7 @@ test('DELETE removes the dataset\'s batches from both tiers; a new registration 
   assert.equal((await h.app.inject({ method: 'DELETE', url: '/datasets/d' })).statusCode, 204)
   assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'disk' }), 0)
   assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'memory' }), 0)
-  assert.equal((await h.app.services.db.sublevel('batches').keys().all()).length, 0)
+  assert.equal((await h.app.services.db.sublevel('~batch-blobs').keys().all()).length, 0)
 
   await h.writeData('d.jsonl', jsonlRecords(200).replaceAll('record', 'changed'))
   await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 8, numShards: 2, shuffle: true, seed: 3 } })
@@ -146,7 +155,7 @@ test('a build under way when its dataset is deleted answers its request but is n
   assert.ok(batch.body.length > 0)
   await batches.settle()
   assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'memory' }), 0)
-  assert.equal((await h.app.services.db.sublevel('batches').keys().all()).length, 0)
+  assert.equal((await h.app.services.db.sublevel('~batch-blobs').keys().all()).length, 0)
 })
 
 test('/metrics exposes the cache and process metrics in Prometheus text', async (t) => {
