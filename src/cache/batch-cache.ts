@@ -11,6 +11,7 @@ import { planSpecOf } from '../datasets/descriptor.js'
 import type { BatchFormat } from '../codecs/negotiate.js'
 import { createBuildPool } from './build-pool.js'
 import { etagOf } from './etag.js'
+import { batchKey } from './batch-key.js'
 import { createMemoryTier, type CachedBatch } from './memory-tier.js'
 import { createDiskTier } from './disk-tier.js'
 import type { CacheMetrics } from './metrics.js'
@@ -67,11 +68,7 @@ const WRITE_BATCH_BYTES = 8 * 1024 * 1024
 // Queued bodies may already have left the memory tier: the bound is memory on top of it.
 const WRITE_QUEUE_MAX_BYTES = 8 * 1024 * 1024
 
-export { etagOf }
-
-export function batchKey (fingerprint: string, epoch: number, rank: number, index: number, format: string): string {
-  return `${fingerprint}/${epoch}/${rank}/${index}/${format}`
-}
+export { etagOf, batchKey }
 
 /** Throws SHARD_NOT_FOUND for a rank the plan does not have. */
 export function checkRank (plan: PlanSpec, rank: number): void {

@@ -6,9 +6,12 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { AppError, type ErrorCode } from '../errors.js'
 import type { BatchBuilder, BuildRequest } from './batch-builder.js'
 import { etagOf } from './etag.js'
+import { batchKey } from './batch-key.js'
+import { bodyOffset, encodeDiskValue } from './disk-value.js'
 import { workerBootstrap } from '../sources/worker-bootstrap.js'
 
-export interface Built { body: Buffer, etag: string }
+/** A built batch; from a build worker, `body` is a view into `stored`, its disk value. */
+export interface Built { body: Buffer, etag: string, stored?: Buffer }
 
 export interface BuildPool {
   build: (req: BuildRequest) => Promise<Built>
@@ -23,7 +26,7 @@ type Request =
   | { id: number, type: 'build', req: BuildRequest }
   | { id: number, type: 'forget', fingerprint: string }
 type Reply =
-  | { id: number, ok: true, body?: ArrayBuffer, etag?: string }
+  | { id: number, ok: true, value?: ArrayBuffer, etag?: string, bodyOffset?: number }
   | { id: number, ok: false, code?: ErrorCode, message: string }
 
 export function createBuildPool (workers: number): BuildPool {
@@ -107,7 +110,8 @@ function workerPool (size: number): BuildPool {
       if (closed) throw new Error('the build pool is closed')
       const reply = await ask(pick(), { id: nextId++, type: 'build', req })
       if (!reply.ok) throw reply.code !== undefined ? new AppError(reply.code, reply.message) : new Error(reply.message)
-      return { body: Buffer.from(reply.body as ArrayBuffer), etag: reply.etag as string }
+      const stored = Buffer.from(reply.value as ArrayBuffer)
+      return { body: stored.subarray(reply.bodyOffset), etag: reply.etag as string, stored }
     },
     async forget (fingerprint) {
       await Promise.all(slots.map(async (slot) => {
@@ -129,16 +133,16 @@ async function serve (): Promise<void> {
   port.on('message', (msg: Request) => {
     const work = msg.type === 'build'
       ? builder.build(msg.req).then((body) => {
-        // Transfer, never copy: a Buffer that is a view into a larger (pooled) buffer is
-        // first copied into one of its own.
-        // (Never a pooled Buffer: transferring would detach Node's shared pool.)
-        let own: Uint8Array = body
-        if (body.byteOffset !== 0 || body.buffer.byteLength !== body.byteLength) {
-          own = new Uint8Array(body.byteLength)
-          own.set(body)
-        }
-        const ab = own.buffer as ArrayBuffer
-        port.postMessage({ id: msg.id, ok: true, body: ab, etag: etagOf(own) } satisfies Reply, [ab])
+        // The batch goes back as its disk value (key, etag, checksum, body: one copy here),
+        // transferred, not copied: the event loop then neither copies nor checksums it to
+        // store it. (The value is a buffer of its own: transferring a view into Node's shared
+        // pool would detach the pool.)
+        const { req } = msg
+        const etag = etagOf(body)
+        const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
+        const value = encodeDiskValue(key, { etag, body })
+        const ab = value.buffer as ArrayBuffer
+        port.postMessage({ id: msg.id, ok: true, value: ab, etag, bodyOffset: bodyOffset(key, etag) } satisfies Reply, [ab])
       })
       : builder.forget(msg.fingerprint).then(() => { port.postMessage({ id: msg.id, ok: true } satisfies Reply) })
     work.catch((err: unknown) => {

@@ -18,19 +18,16 @@
 // Evicted and deleted bodies are tombstoned in batches too, also in a memtable of their own,
 // so their compaction reads only the old tables that held them.
 //
-// Blob layout: [version u8][crc32 u32 LE][key length u16 LE][etag length u8][key][etag][body];
-// the crc covers everything after itself. A blob that is short, fails its crc or names
-// another key is deleted and reported as a miss, so the batch is rebuilt and a torn or
-// corrupted entry is never served.
-import { crc32 } from 'node:zlib'
+// Each blob is a disk value (disk-value.ts): checksummed, and naming its key. A blob that is
+// short, fails its crc or names another key is deleted and reported as a miss, so the batch
+// is rebuilt and a torn or corrupted entry is never served.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../store/db.js'
 import type { CacheMetrics } from './metrics.js'
 import type { CachedBatch } from './memory-tier.js'
+import { decodeDiskValue, diskValueOf } from './disk-value.js'
 
 const BLOBS = '~batch-blobs'
-const VERSION = 2
-const HEADER = 8
 const ID_DIGITS = 12
 // The index and the tombstones go to disk at least this often while there are changes...
 const FLUSH_INTERVAL_MS = 30_000
@@ -66,34 +63,6 @@ export interface DiskTier {
 
 export function blobKey (id: number): string {
   return id.toString(16).padStart(ID_DIGITS, '0')
-}
-
-export function encodeDiskValue (key: string, entry: CachedBatch): Buffer {
-  const keyBytes = Buffer.from(key, 'utf8')
-  const etag = Buffer.from(entry.etag, 'latin1')
-  const value = Buffer.allocUnsafe(HEADER + keyBytes.length + etag.length + entry.body.length)
-  value.writeUInt8(VERSION, 0)
-  value.writeUInt16LE(keyBytes.length, 5)
-  value.writeUInt8(etag.length, 7)
-  keyBytes.copy(value, HEADER)
-  etag.copy(value, HEADER + keyBytes.length)
-  entry.body.copy(value, HEADER + keyBytes.length + etag.length)
-  value.writeUInt32LE(crc32(value.subarray(5)), 1)
-  return value
-}
-
-export function decodeDiskValue (value: Uint8Array): (CachedBatch & { key: string }) | undefined {
-  const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-  if (buf.length < HEADER || buf.readUInt8(0) !== VERSION) return undefined
-  const keyLen = buf.readUInt16LE(5)
-  const etagLen = buf.readUInt8(7)
-  if (buf.length < HEADER + keyLen + etagLen) return undefined
-  if (crc32(buf.subarray(5)) !== buf.readUInt32LE(1)) return undefined
-  return {
-    key: buf.toString('utf8', HEADER, HEADER + keyLen),
-    etag: buf.toString('latin1', HEADER + keyLen, HEADER + keyLen + etagLen),
-    body: buf.subarray(HEADER + keyLen + etagLen)
-  }
 }
 
 export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics, log: FastifyBaseLogger): DiskTier {
@@ -293,7 +262,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
         dirty.delete(key)
         dirty.add(key)
       }
-      return { etag: entry.etag, body: entry.body }
+      return { etag: entry.etag, body: entry.body, stored: entry.stored }
     },
 
     async putMany (entries) {
@@ -302,7 +271,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
         const items: Array<{ key: string, blob: number, value: Buffer }> = []
         for (const [key, entry] of entries) {
           if (order.has(key)) continue
-          const value = encodeDiskValue(key, entry)
+          const value = diskValueOf(key, entry)
           if (value.length > maxBytes) continue
           items.push({ key, blob: nextBlob++, value })
         }

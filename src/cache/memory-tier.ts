@@ -7,6 +7,8 @@ import { createReclaimer } from './reclaim.js'
 export interface CachedBatch {
   body: Buffer
   etag: string
+  /** The disk-tier value the body is a view into, when there is one (disk-value.ts). */
+  stored?: Buffer
   /** Set when read-ahead built the entry and no request has read it yet. */
   prefetched?: boolean
 }
@@ -14,16 +16,26 @@ export interface CachedBatch {
 // Per-entry bookkeeping beyond the body (key string, etag, LRU node): counted so that many
 // small batches cannot push the real footprint far past the bound.
 const ENTRY_OVERHEAD = 256
+// A body may be a view into its disk value, behind a header of ~100 bytes (disk-value.ts).
+const VIEW_SLACK = 1024
 
 /**
- * The body in a buffer of its own. Small Buffers often live in Node's shared 8 KiB pool and
- * views may pin a larger allocation: the tier would then hold far more memory than it counts.
+ * The body in a buffer of about its size. Small Buffers often live in Node's shared 8 KiB
+ * pool and views may pin a larger allocation: the tier would then hold far more memory than
+ * it counts.
  */
-function ownBytes (body: Buffer): Buffer {
-  if (body.buffer.byteLength <= body.byteLength + 64) return body
+function ownBytes (entry: CachedBatch): CachedBatch {
+  const { body } = entry
+  if (body.buffer.byteLength <= body.byteLength + VIEW_SLACK) return entry
   const own = Buffer.allocUnsafeSlow(body.byteLength)
   body.copy(own)
-  return own
+  const { stored: _dropped, ...rest } = entry
+  return { ...rest, body: own }
+}
+
+/** What an entry holds: its whole backing store, header included. */
+function footprint (entry: CachedBatch): number {
+  return entry.body.buffer.byteLength + ENTRY_OVERHEAD
 }
 
 export interface MemoryTier {
@@ -44,10 +56,10 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
   const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
-    sizeCalculation: (entry) => entry.body.length + ENTRY_OVERHEAD,
+    sizeCalculation: footprint,
     dispose: (value, _key, reason) => {
       if (reason === 'evict') metrics.evictions.inc({ tier: 'memory' })
-      reclaimer.released(value.body.length)
+      reclaimer.released(value.body.buffer.byteLength)
     }
   })
   function publish (): void {
@@ -59,8 +71,9 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
     has: (key) => lru.has(key),
     set (key, entry) {
       // A batch larger than the whole tier is not cached (lru-cache would refuse it anyway).
-      if (entry.body.length + ENTRY_OVERHEAD > maxBytes) return
-      lru.set(key, { ...entry, body: ownBytes(entry.body) })
+      const own = ownBytes(entry)
+      if (footprint(own) > maxBytes) return
+      lru.set(key, own)
       publish()
     },
     deletePrefix (prefix) {
