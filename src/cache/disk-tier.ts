@@ -43,7 +43,26 @@ const EMPTY_RANGE = ['\x00', '\x00\x01'] as const
 
 /** [blob id, size in bytes, access seq] */
 type IndexEntry = [number, number, number]
-interface State { checkpoint: number, deletes: number[] }
+/** Blob ids lo..hi */
+type Range = [number, number]
+interface State { checkpoint: number, deletes: number[], compact?: Range }
+
+function union (a: Range | undefined, b: Range | undefined): Range | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return [Math.min(a[0], b[0]), Math.max(a[1], b[1])]
+}
+
+function rangeOf (ids: readonly number[]): Range | undefined {
+  if (ids.length === 0) return undefined
+  let lo = Infinity
+  let hi = -1
+  for (const id of ids) {
+    if (id < lo) lo = id
+    if (id > hi) hi = id
+  }
+  return [lo, hi]
+}
 interface Slot { blob: number, size: number }
 
 export interface DiskTier {
@@ -54,7 +73,7 @@ export interface DiskTier {
   putMany: (entries: ReadonlyArray<readonly [string, CachedBatch]>) => Promise<void>
   /** Removes every entry whose key starts with `prefix`; they are gone when it resolves. */
   deletePrefix: (prefix: string) => Promise<void>
-  /** Writes the index and due deletions now. */
+  /** Writes the index and due deletions now, and waits for their compaction. */
   flush: () => Promise<void>
   close: () => Promise<void>
   readonly bytes: number
@@ -81,6 +100,11 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
   let total = 0
   let degraded = false
   let flushTimer: NodeJS.Timeout | undefined
+  // Blob ranges whose deleted bodies still wait for their compaction (see compactLater).
+  let dueRange: Range | undefined
+  let runningRange: Range | undefined
+  let compacting: Promise<void> | undefined
+  let closing = false
   // Every LevelDB write of the tier runs in this chain, one at a time: the memtable isolation
   // in `flush` relies on no body being written between its steps.
   let chain: Promise<unknown> = Promise.resolve()
@@ -141,11 +165,13 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
     bytesSinceFlush = 0
     try {
       await isolate()
-      // The index and the state change together: after a crash, either both or neither.
+      // The index and the state change together: after a crash, either both or neither. The
+      // state also keeps the range still to compact, which the next start takes up.
+      const compact = union(union(dueRange, runningRange), rangeOf(deletes))
       await db.batch([
         ...puts.map((op) => ({ ...op, sublevel: index })),
         ...dels.map((op) => ({ ...op, sublevel: index })),
-        { type: 'put' as const, sublevel: state, key: 'state', value: { checkpoint: nextBlob, deletes } }
+        { type: 'put' as const, sublevel: state, key: 'state', value: { checkpoint: nextBlob, deletes, ...(compact !== undefined ? { compact } : {}) } }
       ])
     } catch (err) {
       // Keep the changes for the next attempt (entries dropped meanwhile stay dropped).
@@ -158,7 +184,30 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
     if (deletes.length > 0) {
       await blobs.batch(deletes.map((id) => ({ type: 'del' as const, key: blobKey(id) })))
       await isolate()
+      const range = rangeOf(deletes) as Range
+      compactLater(range[0], range[1])
     }
+  }
+
+  /**
+   * Compacts the tables that hold blobs lo..hi, in the background. Tables that only ever move
+   * are never merged, so nothing else would drop the deleted bodies: without this the files
+   * grow past DISK_CACHE_BYTES for good. Eviction takes the oldest blobs, so the range is
+   * mostly dead and the survivors in it are few. Ranges that arrive meanwhile join the next
+   * run; one compaction at a time, outside the write chain, so writes go on.
+   */
+  function compactLater (lo: number, hi: number): void {
+    dueRange = union(dueRange, [lo, hi])
+    compacting ??= (async () => {
+      for (;;) {
+        if (closing || dueRange === undefined) return
+        runningRange = dueRange
+        dueRange = undefined
+        await db.compactRange(`!${BLOBS}!${blobKey(runningRange[0])}`, `!${BLOBS}!${blobKey(runningRange[1])}`)
+          .catch((err: unknown) => { log.warn({ err }, 'disk tier: cannot compact deleted entries') })
+        runningRange = undefined
+      }
+    })().finally(() => { compacting = undefined })
   }
 
   /** flushNow in the write chain; a failure degrades the tier instead of failing callers. */
@@ -225,6 +274,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       // The bound may have shrunk since the last run.
       evictToFit()
       await flushSafely()
+      if (saved?.compact !== undefined) compactLater(saved.compact[0], saved.compact[1])
       await dropLegacy()
       flushTimer = setInterval(() => { flushSafely().catch(() => {}) }, FLUSH_INTERVAL_MS)
       flushTimer.unref()
@@ -302,11 +352,18 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       await flushSafely()
     },
 
-    flush: flushSafely,
+    async flush () {
+      await flushSafely()
+      await compacting
+    },
 
     async close () {
       if (flushTimer !== undefined) clearInterval(flushTimer)
       await flushSafely()
+      // A compaction under way ends before the store closes; what is left waits for the next
+      // run (LevelDB keeps the tombstones).
+      closing = true
+      await compacting
     },
 
     get bytes () { return total },

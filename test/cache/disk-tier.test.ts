@@ -2,7 +2,7 @@
 // bodies, and its index comes back after a clean stop and after a crash.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
@@ -14,14 +14,25 @@ import type { CachedBatch } from '../../src/cache/memory-tier.js'
 const quiet = { info () {}, warn () {}, debug () {}, error () {} } as unknown as FastifyBaseLogger
 const MiB = 1024 * 1024
 
+const dirs = new WeakMap<Db, string>()
+
 async function tempDb (t: TestContext): Promise<Db> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'shardfeed-disk-'))
   const db = await openDb(dir)
+  dirs.set(db, path.join(dir, 'db'))
   t.after(async () => {
     await db.close()
     await rm(dir, { recursive: true, force: true })
   })
   return db
+}
+
+/** Bytes of LevelDB's table files: what the disk holds, deleted or not. */
+async function tableBytes (db: Db): Promise<number> {
+  const dir = dirs.get(db) as string
+  let sum = 0
+  for (const name of await readdir(dir)) if (name.endsWith('.ldb')) sum += (await stat(path.join(dir, name))).size
+  return sum
 }
 
 async function openTier (db: Db, maxBytes: number): Promise<DiskTier> {
@@ -82,6 +93,26 @@ test('LevelDB moves stored bodies between levels without rewriting them', async 
   assert.ok(wrote <= writtenMiB * 1.15 + 2, `LevelDB wrote ${wrote} MiB of tables for ${writtenMiB.toFixed(1)} MiB of bodies`)
   assert.ok(read <= 2, `compactions read ${read} MiB`)
   assert.equal((await tier.get('f9/5/3/10/json'))?.body.length, 180 * 1024)
+  await tier.close()
+})
+
+test('evicted bodies leave the table files: the files stay near DISK_CACHE_BYTES', async (t) => {
+  const db = await tempDb(t)
+  const bound = 8 * MiB
+  const tier = await openTier(db, bound)
+  for (let round = 0; round < 8; round++) {
+    const entries: Array<[string, CachedBatch]> = []
+    for (let i = 0; i < 44; i++) entries.push([`fp/${round}/0/${i}/json`, batch(round * 44 + i, 180 * 1024)])
+    await tier.putMany(entries)
+    // Index writes (and with them tombstones) come every 64 MiB or 30 s; this is 7.7 MiB.
+    await tier.flush()
+  }
+  assert.ok(tier.bytes <= bound)
+  const onDisk = await tableBytes(db)
+  // Tables moved down the levels without a merge would still hold all 62 MiB written.
+  assert.ok(onDisk <= bound * 1.5 + 2 * MiB, `tables hold ${(onDisk / MiB).toFixed(1)} MiB for a bound of ${bound / MiB} MiB`)
+  assert.equal((await tier.get('fp/7/0/43/json'))?.body.length, 180 * 1024)
+  assert.equal(await tier.get('fp/0/0/0/json'), undefined)
   await tier.close()
 })
 
