@@ -6,7 +6,7 @@
 // column is checked the first time an address is read. Exits 1 on any error or when the
 // server's RSS at the end breaks MEMORY_CACHE_BYTES + 150 MiB.
 import { createHash } from 'node:crypto'
-import { mkdir, readdir } from 'node:fs/promises'
+import { mkdir, readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import { tableFromIPC } from 'apache-arrow'
@@ -287,6 +287,12 @@ async function main (): Promise<number> {
 
   const bound = memoryBytes + RSS_HEADROOM
   const rssOk = rssEnd < bound
+  // What LevelDB's table files hold, deleted bodies included: the disk tier's bound on disk,
+  // with room for deletions not yet tombstoned (up to 64 MiB between index writes) and for
+  // compaction under way.
+  const tableBytes = await ldbBytes(path.join(cacheDir, 'db'))
+  const diskBound = diskBytes * 1.25 + 64 * MiB
+  const diskOk = tableBytes <= diskBound
   const machine = machineInfo()
   const rows = [
     ['duration', `${wallSec.toFixed(1)} s, ${clients} clients`],
@@ -298,6 +304,7 @@ async function main (): Promise<number> {
     ...(parts !== undefined ? [['server RSS by mapping', `LevelDB tables ${fmt(parts.levelTables / MiB)} MiB, node binary ${fmt(parts.nodeBinary / MiB)} MiB, other files ${fmt(parts.otherFiles / MiB)} MiB, malloc heap ${fmt(parts.heap / MiB)} MiB, other anonymous ${fmt(parts.anonymous / MiB)} MiB`]] : []),
     ['server memory at the end', `V8 heap ${fmt(m.heapUsed / MiB)} MiB used of ${fmt(m.heapTotal / MiB)} MiB, external (Buffers) ${fmt(m.external / MiB)} MiB; the rest of RSS (${fmt((rssEnd - m.heapTotal - m.external) / MiB)} MiB) is code, native allocations (LevelDB, malloc arenas) and stacks`],
     ['RSS bound', `end < MEMORY_CACHE_BYTES + 150 MiB = ${fmt(bound / MiB)} MiB: ${rssOk ? 'ok' : 'BROKEN'}`],
+    ['disk files', `LevelDB tables ${fmt(tableBytes / MiB)} MiB after the run, for DISK_CACHE_BYTES ${fmt(diskBytes / MiB)} MiB: ${diskOk ? 'ok' : 'BROKEN'} (bound 1.25 x + 64 MiB = ${fmt(diskBound / MiB)} MiB)`],
     ['cache', `memory hits ${m.memHits}, disk hits ${m.diskHits}, builds ${m.builds}; evictions memory ${m.memEvictions}, disk ${m.diskEvictions}; held memory ${fmt(m.memBytes / MiB)} MiB, disk ${fmt(m.diskBytes / MiB)} MiB; corrupt ${m.corrupt}`],
     ['server exit', `${String(exitCode)} after SIGTERM`],
     ['machine', `${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load average ${loadAverage()}`]
@@ -307,13 +314,19 @@ async function main (): Promise<number> {
   if (serverLog.length > 0) {
     console.log(`\nServer log (LOG_LEVEL=warn): ${serverLog.length} lines${serverLog.length > 8 ? ', last 8' : ''}:\n` + serverLog.slice(-8).map((l) => `    ${l.slice(0, 400)}`).join('\n'))
   }
-  const ok = failures.count === 0 && rssOk && requests > 0
+  const ok = failures.count === 0 && rssOk && diskOk && requests > 0
   if (withProfile) {
     const file = (await readdir(path.join(tmp, 'profile')).catch(() => [])).find((f) => f.endsWith('.cpuprofile'))
     if (file !== undefined) console.log('\nServer CPU profile:\n\n' + profileMarkdown(summariseCpuProfile(path.join(tmp, 'profile', file), repoRoot, 25)))
   }
   console.log(`\n${ok ? 'PASS' : 'FAIL'}: ${failures.count} errors in ${requests} requests; end RSS ${fmt(rssEnd / MiB)} MiB ${rssOk ? '<' : '>='} ${fmt(bound / MiB)} MiB`)
   return ok ? 0 : 1
+}
+
+async function ldbBytes (dir: string): Promise<number> {
+  let sum = 0
+  for (const name of await readdir(dir).catch(() => [])) if (name.endsWith('.ldb')) sum += (await stat(path.join(dir, name))).size
+  return sum
 }
 
 let exitCode = 1
