@@ -11,6 +11,7 @@ import { cleanupAll, installCleanupHandlers, setKeepDirs, tempDir } from './lib/
 import { profileMarkdown, summariseCpuProfile } from './lib/cpuprofile.js'
 import { runLoad, type LoadResult } from './lib/loadgen.js'
 import { ensureNginx, startNginx } from './lib/nginx.js'
+import { startNodeStatic } from './lib/node-static.js'
 import { loadAverage, machineInfo, procStatusBytes, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
 import { MiB, fmt, fmtRatio, median } from './lib/stats.js'
 import { writeVectorDataset } from './lib/synthetic.js'
@@ -201,6 +202,8 @@ async function main (): Promise<void> {
   // repeat of shardfeed's reads another, uncached epoch), so that noise hits both alike.
   const ngx = await startNginx(nginxBin, nginxRoot, path.join(work, 'nginx'), { json: MEDIA.json, arrow: MEDIA.arrow })
   log(`nginx at ${ngx.url}`)
+  const nodeStatic = await startNodeStatic(nginxRoot, { json: MEDIA.json, arrow: MEDIA.arrow })
+  log(`node:http baseline at ${nodeStatic.url}`)
   const nginxEpoch = async (): Promise<void> => {
     ngRunsJ.push(await runEpoch(ngx.url, nginxPaths(dJ, 'json')))
     ngRunsA.push(await runEpoch(ngx.url, nginxPaths(dN, 'arrow')))
@@ -264,9 +267,11 @@ async function main (): Promise<void> {
     { key: 'memJ', title: 'shardfeed memory json', origin: s1.url, paths: interleave(pathsJ0) },
     { key: 'diskJ', title: 'shardfeed disk json', origin: s2.url, paths: interleave(pathsJ0) },
     { key: 'ngJ', title: 'nginx json', origin: ngx.url, paths: interleave(nginxPaths(dJ, 'json')) },
+    { key: 'nodeJ', title: 'node:http json', origin: nodeStatic.url, paths: interleave(nginxPaths(dJ, 'json')) },
     { key: 'memA', title: 'shardfeed memory arrow', origin: s1.url, paths: interleave(pathsA0) },
     { key: 'diskA', title: 'shardfeed disk arrow', origin: s2.url, paths: interleave(pathsA0) },
-    { key: 'ngA', title: 'nginx arrow', origin: ngx.url, paths: interleave(nginxPaths(dN, 'arrow')) }
+    { key: 'ngA', title: 'nginx arrow', origin: ngx.url, paths: interleave(nginxPaths(dN, 'arrow')) },
+    { key: 'nodeA', title: 'node:http arrow', origin: nodeStatic.url, paths: interleave(nginxPaths(dN, 'arrow')) }
   ] as const
   const results = new Map<string, LoadResult[]>(targets.map((t) => [t.key, []]))
   for (let round = 0; round < rounds; round++) {
@@ -279,6 +284,8 @@ async function main (): Promise<void> {
   const memA = summariseWarm(results.get('memA')!)
   const diskA = summariseWarm(results.get('diskA')!)
   const ngA = summariseWarm(results.get('ngA')!)
+  const nodeJ = summariseWarm(results.get('nodeJ')!)
+  const nodeA = summariseWarm(results.get('nodeA')!)
   const memTiers = { json: await sampleTiers(s1.url, sampleJ), arrow: await sampleTiers(s1.url, sampleA) }
   const diskTiersAfter = { json: await sampleTiers(s2.url, sampleJ), arrow: await sampleTiers(s2.url, sampleA) }
   log(`X-Cache after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}`)
@@ -287,6 +294,7 @@ async function main (): Promise<void> {
   await s1.stop()
   await s2.stop()
   await ngx.stop()
+  await nodeStatic.stop()
 
   // 7. Optional CPU profile of the server under the memory-tier json load.
   let profile: string | undefined
@@ -333,6 +341,8 @@ async function main (): Promise<void> {
     { metric: `warm load, json, disk tier (${connections} conns)`, shardfeed: warmCell(diskJ), baseline: `memory tier ${fmt(memJ.rps, 0)} req/s`, ratio: fmtRatio(ratioDiskJ), target: '≥ 0.5x memory', met: verdict(ratioDiskJ, 0.5) },
     { metric: `warm load, arrow, memory tier (${connections} conns)`, shardfeed: warmCell(memA), baseline: `nginx ${warmCell(ngA)}`, ratio: fmtRatio(ratioMemA), target: '(info)', met: '–' },
     { metric: `warm load, arrow, disk tier (${connections} conns)`, shardfeed: warmCell(diskA), baseline: `memory tier ${fmt(memA.rps, 0)} req/s`, ratio: fmtRatio(ratioDiskA), target: '(info)', met: '–' },
+    { metric: `warm load, json: memory tier vs bare node:http (${connections} conns)`, shardfeed: `memory tier ${fmt(memJ.rps, 0)} req/s`, baseline: `node:http from a Map ${warmCell(nodeJ)} (${fmtRatio(pairedRatio(nodeJ, ngJ))} nginx)`, ratio: fmtRatio(pairedRatio(memJ, nodeJ)), target: '(info)', met: '–' },
+    { metric: `warm load, arrow: memory tier vs bare node:http (${connections} conns)`, shardfeed: `memory tier ${fmt(memA.rps, 0)} req/s`, baseline: `node:http from a Map ${warmCell(nodeA)} (${fmtRatio(pairedRatio(nodeA, ngA))} nginx)`, ratio: fmtRatio(pairedRatio(memA, nodeA)), target: '(info)', met: '–' },
     { metric: 'peak RSS (VmHWM)', shardfeed: `${fmt(Math.max(hwmCold, hwmWarm) / MiB)} MiB (default settings; after registration ${fmt(hwmReg / MiB)}, cold phase ${fmt(hwmCold / MiB)}, warm phase ${fmt(hwmWarm / MiB)}); disk-tier server ${fmt(hwmDisk / MiB)} MiB`, baseline: '–', ratio: '–', target: '(info)', met: '–' }
   )
   const table = tableMarkdown(rows)
@@ -348,7 +358,7 @@ async function main (): Promise<void> {
     `- Dataset: ${numRecords} records x ${DIM} float32 (JSONL ${fmt(files.jsonlBytes / MiB)} MiB, npy ${fmt(files.npyBytes / MiB)} MiB); batchSize ${BATCH_SIZE}, numShards ${NUM_SHARDS}, shuffle, seed ${SEED}; ${coldJ.runs[0]!.requests} batches an epoch; json batch ${fmt(jsonBatchKiB)} KiB, arrow batch ${fmt(arrowBatchKiB)} KiB (mean).`,
     `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}.`,
     `- X-Cache: cold json epoch 0 ${JSON.stringify(coldRunsJ[0]!.xcache)}, cold arrow epoch 0 ${JSON.stringify(coldRunsA[0]!.xcache)}; second warm trainer pass json ${JSON.stringify(warmJ.xcache)}, arrow ${JSON.stringify(warmA.xcache)}; samples after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}.`,
-    `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the six targets back to back. req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, memA, diskA, ngA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
+    `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
     `- Targets met: ${met} of ${targetCount}${missed.length > 0 ? ` (not met: ${missed.join('; ')})` : ''}.`
   ]
 
