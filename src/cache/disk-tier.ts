@@ -63,6 +63,7 @@ function rangeOf (ids: readonly number[]): Range | undefined {
   }
   return [lo, hi]
 }
+
 interface Slot { blob: number, size: number }
 
 export interface DiskTier {
@@ -273,8 +274,11 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       publish()
       // The bound may have shrunk since the last run.
       evictToFit()
+      // The range left to compact stays in the state this flush writes, and is compacted
+      // after it (a compaction under way would hold up the flush's memtable isolation).
+      dueRange = saved?.compact
       await flushSafely()
-      if (saved?.compact !== undefined) compactLater(saved.compact[0], saved.compact[1])
+      if (dueRange !== undefined) compactLater(dueRange[0], dueRange[1])
       await dropLegacy()
       flushTimer = setInterval(() => { flushSafely().catch(() => {}) }, FLUSH_INTERVAL_MS)
       flushTimer.unref()

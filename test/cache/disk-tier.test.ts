@@ -116,6 +116,29 @@ test('evicted bodies leave the table files: the files stay near DISK_CACHE_BYTES
   await tier.close()
 })
 
+test('a range of deleted bodies not yet compacted at a stop is compacted at the next start', async (t) => {
+  const db = await tempDb(t)
+  const first = await openTier(db, 1024 * MiB)
+  for (let round = 0; round < 4; round++) {
+    const entries: Array<[string, CachedBatch]> = []
+    for (let i = 0; i < 44; i++) entries.push([`fp/${round}/0/${i}/json`, batch(i, 180 * 1024)])
+    await first.putMany(entries)
+  }
+  await first.close()
+  // What a stop right after an index write leaves: entries deleted, tombstones written, the
+  // range to compact in the state, no compaction yet.
+  const blobs = db.sublevel<string, Uint8Array>('~batch-blobs', { valueEncoding: 'view' })
+  const ids = await blobs.keys().all()
+  await db.sublevel('batch-index').clear()
+  await blobs.batch(ids.map((key) => ({ type: 'del' as const, key })))
+  await db.sublevel<string, unknown>('batch-state', { valueEncoding: 'json' }).put('state', { checkpoint: ids.length, deletes: [], compact: [0, ids.length - 1] })
+  assert.ok(await tableBytes(db) > 25 * MiB)
+  const second = await openTier(db, 1024 * MiB)
+  await second.flush()
+  assert.ok(await tableBytes(db) < 2 * MiB, `tables hold ${(await tableBytes(db) / MiB).toFixed(1)} MiB`)
+  await second.close()
+})
+
 test('entries written after the last index write survive a crash; due deletions are applied', async (t) => {
   const db = await tempDb(t)
   const size = 1000
