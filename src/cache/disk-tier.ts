@@ -105,6 +105,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
   let dueRange: Range | undefined
   let runningRange: Range | undefined
   let compacting: Promise<void> | undefined
+  let legacyCompaction: Promise<void> | undefined
   let closing = false
   // Every LevelDB write of the tier runs in this chain, one at a time: the memtable isolation
   // in `flush` relies on no body being written between its steps.
@@ -368,6 +369,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       // run (LevelDB keeps the tombstones).
       closing = true
       await compacting
+      await legacyCompaction
     },
 
     get bytes () { return total },
@@ -382,6 +384,15 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       if (first.length === 0) continue
       log.info({ sublevel: name }, 'disk tier: removing entries of an older layout')
       await legacy.clear()
+      // Tombstones free no space by themselves: compact the sublevel's range (`!name!` up to
+      // the next prefix), in the background; close waits for it.
+      const range = [`!${name}!`, `!${name}"`] as const
+      const prior = legacyCompaction
+      legacyCompaction = (async () => {
+        await prior
+        await db.compactRange(range[0], range[1])
+          .catch((err: unknown) => { log.warn({ err }, 'disk tier: cannot compact entries of an older layout') })
+      })()
     }
   }
 

@@ -176,13 +176,19 @@ test('the least recently used entry is evicted first, also across a restart', as
   await second.close()
 })
 
-test('entries of the older layout are removed at load', async (t) => {
+test('entries of the older layout are removed at load, and their space freed', async (t) => {
   const db = await tempDb(t)
-  await db.sublevel<string, Uint8Array>('batches', { valueEncoding: 'view' }).put('fp/0/0/0/json', Buffer.alloc(10))
-  await db.sublevel<string, unknown>('batch-meta', { valueEncoding: 'json' }).put('fp/0/0/0/json', { size: 10, seq: 1 })
+  const legacy = db.sublevel<string, Uint8Array>('batches', { valueEncoding: 'view' })
+  const meta = db.sublevel<string, unknown>('batch-meta', { valueEncoding: 'json' })
+  for (let i = 0; i < 120; i++) {
+    await legacy.put(`fp/0/0/${i}/json`, Buffer.alloc(180 * 1024, i))
+    await meta.put(`fp/0/0/${i}/json`, { size: 180 * 1024, seq: i })
+  }
+  assert.ok(await tableBytes(db) > 10 * MiB)
   const tier = await openTier(db, MiB)
   assert.equal((await db.sublevel('batches').keys().all()).length, 0)
   assert.equal((await db.sublevel('batch-meta').keys().all()).length, 0)
   assert.equal(await tier.get('fp/0/0/0/json'), undefined)
   await tier.close()
+  assert.ok(await tableBytes(db) < 2 * MiB, `tables hold ${(await tableBytes(db) / MiB).toFixed(1)} MiB`)
 })
