@@ -28,7 +28,7 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
   const { config } = opts
   const db = await openDb(config.cacheDir, (why) => {
     app.log.warn(`LevelDB memory-maps its table files (${why}): the disk tier's pages will count in this process's RSS; run npm install to build the addon`)
-  })
+  }, config.diskCacheBytes)
   const registrar = createRegistrar(config, createRegistry(db), app.log)
   const metrics = createCacheMetrics()
   const batches = createBatchCache({
