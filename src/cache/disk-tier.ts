@@ -31,6 +31,12 @@ const BLOBS = '~batch-blobs'
 const ID_DIGITS = 12
 // The index and the tombstones go to disk at least this often while there are changes...
 const FLUSH_INTERVAL_MS = 30_000
+// ...except while fewer body bytes than this were written since the last time, for up to
+// FLUSH_MAX_DELAY_MS: each index write closes the table under way, and bodies trickling in
+// would otherwise leave many small tables (see db.ts: the table cache is sized for tables of
+// 2 MiB or more)...
+const MIN_TABLE_BYTES = 2 * 1024 * 1024
+const FLUSH_MAX_DELAY_MS = 10 * 60_000
 // ...or once this many body bytes were written or became due for deletion since the last
 // time. It bounds the bodies read back after a crash, and how far LevelDB's files may exceed
 // DISK_CACHE_BYTES before deleted bodies are tombstoned.
@@ -96,6 +102,8 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
   const dropped = new Set<string>()
   let dueBlobs: number[] = []
   let bytesSinceFlush = 0
+  let blobBytesSinceFlush = 0
+  let lastFlush = performance.now()
   let nextBlob = 0
   let seq = 0
   let total = 0
@@ -165,6 +173,8 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
     dropped.clear()
     dueBlobs = []
     bytesSinceFlush = 0
+    blobBytesSinceFlush = 0
+    lastFlush = performance.now()
     try {
       await isolate()
       // The index and the state change together: after a crash, either both or neither. The
@@ -281,7 +291,11 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       await flushSafely()
       if (dueRange !== undefined) compactLater(dueRange[0], dueRange[1])
       await dropLegacy()
-      flushTimer = setInterval(() => { flushSafely().catch(() => {}) }, FLUSH_INTERVAL_MS)
+      flushTimer = setInterval(() => {
+        const trickle = blobBytesSinceFlush > 0 && blobBytesSinceFlush < MIN_TABLE_BYTES
+        if (trickle && performance.now() - lastFlush < FLUSH_MAX_DELAY_MS) return
+        flushSafely().catch(() => {})
+      }, FLUSH_INTERVAL_MS)
       flushTimer.unref()
     },
 
@@ -342,6 +356,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
           dirty.add(key)
           total += value.length
           bytesSinceFlush += value.length
+          blobBytesSinceFlush += value.length
         }
         evictToFit()
         publish()

@@ -176,6 +176,30 @@ test('the least recently used entry is evicted first, also across a restart', as
   await second.close()
 })
 
+test('the index waits while bodies trickle in, so that tables are not cut small', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const db = await tempDb(t)
+  const tier = await openTier(db, 1024 * MiB)
+  const indexed = async (): Promise<number> => (await db.sublevel('batch-index').keys().all()).length
+  const tick = async (): Promise<void> => {
+    t.mock.timers.tick(30_000)
+    await tier.get('none') // lets the timer's write start, then waits for the chain:
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  await tier.putMany([['a', batch(1, 100 * 1024)]])
+  await tick()
+  assert.equal(await indexed(), 0, 'one small body: the index write waits')
+  await tier.putMany([['b', batch(2, 2 * MiB)]])
+  await tick()
+  assert.equal(await indexed(), 2, 'past 2 MiB: the index is written')
+  // Touches alone (no new body) are written at the next tick.
+  assert.ok(await tier.get('a'))
+  await tick()
+  const [, , seqA] = await db.sublevel<string, [number, number, number]>('batch-index', { valueEncoding: 'json' }).get('a') as [number, number, number]
+  assert.equal(seqA, 3)
+  await tier.close()
+})
+
 test('entries of the older layout are removed at load, and their space freed', async (t) => {
   const db = await tempDb(t)
   const legacy = db.sublevel<string, Uint8Array>('batches', { valueEncoding: 'view' })
