@@ -1,7 +1,6 @@
 // The error-code catalogue: API.md's error table, one entry per row. Every failure the API
 // reports goes through `AppError` with one of these codes, so the codes stay stable and
 // documented (test/errors.test.ts checks this file against API.md).
-import { STATUS_CODES } from 'node:http'
 
 export const API_ERRORS = {
   VALIDATION: 400,
@@ -30,6 +29,22 @@ export type ApiErrorCode = keyof typeof API_ERRORS
 export type ErrorCode = ApiErrorCode | keyof typeof OPERATIONAL_ERRORS
 
 const STATUS: Record<ErrorCode, number> = { ...API_ERRORS, ...OPERATIONAL_ERRORS }
+
+// node:http's reason phrases for these statuses, written out: this module loads in every
+// worker thread (indexing, builds), and importing node:http there compiled Node's whole HTTP
+// stack in each new worker (test/errors.test.ts checks the phrases against node:http).
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  422: 'Unprocessable Entity',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable'
+}
 
 export function statusOf (code: ErrorCode): number {
   return STATUS[code]
@@ -62,7 +77,7 @@ export class AppError extends Error {
 
 export function errorBody (code: ErrorCode, message: string): ErrorBody {
   const statusCode = STATUS[code]
-  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+  return { statusCode, code, error: REASON_PHRASES[statusCode] ?? 'Error', message }
 }
 
 export function isAppError (err: unknown): err is AppError {

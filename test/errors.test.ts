@@ -31,3 +31,11 @@ test('AppError serialises to the documented JSON shape', () => {
   })
   assert.equal(errorBody('VALIDATION', 'x').error, 'Bad Request')
 })
+
+test('the reason phrases are node:http\'s, for every status an error code has', async () => {
+  const { STATUS_CODES } = await import('node:http')
+  const { API_ERRORS, OPERATIONAL_ERRORS, REASON_PHRASES } = await import('../src/errors.js')
+  for (const status of new Set([...Object.values(API_ERRORS), ...Object.values(OPERATIONAL_ERRORS)])) {
+    assert.equal(REASON_PHRASES[status], STATUS_CODES[status], String(status))
+  }
+})
