@@ -41,6 +41,9 @@ const FLUSH_MAX_DELAY_MS = 10 * 60_000
 // time. It bounds the bodies read back after a crash, and how far LevelDB's files may exceed
 // DISK_CACHE_BYTES before deleted bodies are tombstoned.
 const FLUSH_BYTES = 64 * 1024 * 1024
+// What a compacted range may still hold beyond its live bodies (table overhead, a boundary
+// table's neighbours) before its compaction is tried again.
+const COMPACTION_SLACK_BYTES = 4 * 1024 * 1024
 // Before this layout, bodies and sizes lived under these sublevels.
 const LEGACY_SUBLEVELS = ['batches', 'batch-meta']
 // A key range no table can hold (every key of the store lies in a sublevel, `!name!...`):
@@ -215,11 +218,33 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
         if (closing || dueRange === undefined) return
         runningRange = dueRange
         dueRange = undefined
-        await db.compactRange(`!${BLOBS}!${blobKey(runningRange[0])}`, `!${BLOBS}!${blobKey(runningRange[1])}`)
+        const [lo, hi] = runningRange
+        let live = 0
+        for (const slot of order.values()) if (slot.blob >= lo && slot.blob <= hi) live += slot.size
+        await compactAway(`!${BLOBS}!${blobKey(lo)}`, `!${BLOBS}!${blobKey(hi)}`, live)
           .catch((err: unknown) => { log.warn({ err }, 'disk tier: cannot compact deleted entries') })
         runningRange = undefined
       }
     })().finally(() => { compacting = undefined })
+  }
+
+  /**
+   * Compacts [start, end] until its tables hold about `live` bytes, at most three times. One
+   * manual compaction walks the levels that held the range when it began; a table LevelDB
+   * moved down meanwhile (its own compactions run beside) would keep its deleted bodies.
+   */
+  async function compactAway (start: string, end: string, live: number): Promise<void> {
+    let failure: unknown
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await db.compactRange(start, end)
+      } catch (err) {
+        failure = err
+        continue
+      }
+      if (await db.approximateSize(start, end) <= live + COMPACTION_SLACK_BYTES) return
+    }
+    if (failure !== undefined) throw failure
   }
 
   /** flushNow in the write chain; a failure degrades the tier instead of failing callers. */
@@ -405,7 +430,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       const prior = legacyCompaction
       legacyCompaction = (async () => {
         await prior
-        await db.compactRange(range[0], range[1])
+        await compactAway(range[0], range[1], 0)
           .catch((err: unknown) => { log.warn({ err }, 'disk tier: cannot compact entries of an older layout') })
       })()
     }

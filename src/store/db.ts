@@ -8,7 +8,7 @@ import type { ClassicLevel } from 'classic-level'
 import { disableLevelMmap } from './leveldb-mmap.js'
 
 // In Node, `level` is classic-level; its LevelDB-only methods are typed from there.
-export type Db = Level<string, unknown> & Pick<ClassicLevel<string, unknown>, 'compactRange' | 'getProperty'>
+export type Db = Level<string, unknown> & Pick<ClassicLevel<string, unknown>, 'compactRange' | 'approximateSize' | 'getProperty'>
 
 // LevelDB's default, and what the table cache keeps at least.
 const DEFAULT_OPEN_FILES = 1000
