@@ -12,11 +12,12 @@
 // - `batch-index`: batch key -> [blob id, size, access seq], so that startup never reads a
 //   body. It is written in batches now and then (`flush`), not with every body, in a memtable
 //   of its own (see `isolate`): the few index tables overlap one another, never the bodies.
-// - `batch-state`: the blob id where the last index write stopped, and blob deletions that
-//   were due. After a crash, blobs from that id on are read back (each names its key) and
-//   the deletions are applied again.
+// - `batch-state`: the blob id where the last index write stopped, the blob deletions that
+//   were due, and the range of deleted blobs still to compact. After a crash, blobs from that
+//   id on are read back (each names its key), and the deletions and compaction are taken up.
 // Evicted and deleted bodies are tombstoned in batches too, also in a memtable of their own,
-// so their compaction reads only the old tables that held them.
+// and the range of ids they span is then compacted in the background (`compactLater`):
+// tables that only move are never merged, so without it their space would never come back.
 //
 // Each blob is a disk value (disk-value.ts): checksummed, and naming its key. A blob that is
 // short, fails its crc or names another key is deleted and reported as a miss, so the batch
