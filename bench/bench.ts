@@ -12,8 +12,8 @@ import { profileMarkdown, summariseCpuProfile } from './lib/cpuprofile.js'
 import { runLoad, type LoadResult } from './lib/loadgen.js'
 import { ensureNginx, startNginx } from './lib/nginx.js'
 import { startNodeStatic } from './lib/node-static.js'
-import { loadAverage, machineInfo, procStatusBytes, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
-import { MiB, fmt, fmtRatio, median } from './lib/stats.js'
+import { loadAverage, machineInfo, processCpuSec, procStatusBytes, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
+import { MiB, fmt, fmtRatio, median, sleep } from './lib/stats.js'
 import { writeVectorDataset } from './lib/synthetic.js'
 import { runEpoch, sampleTiers, type EpochRun } from './lib/trainers.js'
 
@@ -37,6 +37,8 @@ const BATCH_SIZE = 128
 const NUM_SHARDS = 4
 const SEED = 1
 const MEDIA = { json: 'application/json', arrow: 'application/vnd.apache.arrow.stream' }
+// Disk-tier writes of a cold epoch go on after its last answer; its CPU is read this long after.
+const COLD_SETTLE_MS = 500
 
 const started = performance.now()
 const elapsedSec = (): number => (performance.now() - started) / 1000
@@ -178,12 +180,23 @@ async function main (): Promise<void> {
   const coldRunsA: EpochRun[] = []
   const ngRunsJ: EpochRun[] = []
   const ngRunsA: EpochRun[] = []
+  // Server CPU per cold epoch (all threads, the disk writes that follow included): steadier
+  // than walls on a shared machine, where nginx's own epoch swings by 3x.
+  const coldCpuJ: number[] = []
+  const coldCpuA: number[] = []
+  const serverCpu = async (run: () => Promise<EpochRun>, into: number[]): Promise<EpochRun> => {
+    const before = processCpuSec(s1.pid)
+    const r = await run()
+    await sleep(COLD_SETTLE_MS)
+    into.push(processCpuSec(s1.pid) - before)
+    return r
+  }
   const cold = async (epoch: number, keepBodies: boolean): Promise<void> => {
-    const j = await runEpoch(s1.url, shardfeedPaths(dJ, epoch, 'json'), { keepBodies })
-    log(`cold json epoch ${epoch}: ${(j.wallMs / 1000).toFixed(2)} s, X-Cache ${JSON.stringify(j.xcache)}`)
+    const j = await serverCpu(async () => await runEpoch(s1.url, shardfeedPaths(dJ, epoch, 'json'), { keepBodies }), coldCpuJ)
+    log(`cold json epoch ${epoch}: ${(j.wallMs / 1000).toFixed(2)} s, server CPU ${coldCpuJ.at(-1)!.toFixed(2)} s, X-Cache ${JSON.stringify(j.xcache)}`)
     coldRunsJ.push(j)
-    const a = await runEpoch(s1.url, shardfeedPaths(dN, epoch, 'arrow'), { keepBodies })
-    log(`cold arrow epoch ${epoch}: ${(a.wallMs / 1000).toFixed(2)} s, X-Cache ${JSON.stringify(a.xcache)}`)
+    const a = await serverCpu(async () => await runEpoch(s1.url, shardfeedPaths(dN, epoch, 'arrow'), { keepBodies }), coldCpuA)
+    log(`cold arrow epoch ${epoch}: ${(a.wallMs / 1000).toFixed(2)} s, server CPU ${coldCpuA.at(-1)!.toFixed(2)} s, X-Cache ${JSON.stringify(a.xcache)}`)
     coldRunsA.push(a)
   }
   await cold(0, true)
@@ -356,7 +369,7 @@ async function main (): Promise<void> {
   const roundsText = (w: Warm): string => w.rounds.map((r) => fmt(r.rpsMedian, 0)).join(', ')
   const notes = [
     `- Dataset: ${numRecords} records x ${DIM} float32 (JSONL ${fmt(files.jsonlBytes / MiB)} MiB, npy ${fmt(files.npyBytes / MiB)} MiB); batchSize ${BATCH_SIZE}, numShards ${NUM_SHARDS}, shuffle, seed ${SEED}; ${coldJ.runs[0]!.requests} batches an epoch; json batch ${fmt(jsonBatchKiB)} KiB, arrow batch ${fmt(arrowBatchKiB)} KiB (mean).`,
-    `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}.`,
+    `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}. Server CPU per cold epoch (core-s, all threads, until ${COLD_SETTLE_MS} ms after the epoch): json ${coldCpuJ.map((c) => c.toFixed(2)).join(', ')}; arrow ${coldCpuA.map((c) => c.toFixed(2)).join(', ')}.`,
     `- X-Cache: cold json epoch 0 ${JSON.stringify(coldRunsJ[0]!.xcache)}, cold arrow epoch 0 ${JSON.stringify(coldRunsA[0]!.xcache)}; second warm trainer pass json ${JSON.stringify(warmJ.xcache)}, arrow ${JSON.stringify(warmA.xcache)}; samples after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}.`,
     `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
     `- Targets met: ${met} of ${targetCount}${missed.length > 0 ? ` (not met: ${missed.join('; ')})` : ''}.`
