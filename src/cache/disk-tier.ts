@@ -23,7 +23,7 @@
 // short, fails its crc or names another key is deleted and reported as a miss, so the batch
 // is rebuilt and a torn or corrupted entry is never served.
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db } from '../store/db.js'
+import { WRITE_BUFFER_BYTES, type Db } from '../store/db.js'
 import type { CacheMetrics } from './metrics.js'
 import type { CachedBatch } from './memory-tier.js'
 import { decodeDiskValue, diskValueOf } from './disk-value.js'
@@ -32,11 +32,10 @@ const BLOBS = '~batch-blobs'
 const ID_DIGITS = 12
 // The index and the tombstones go to disk at least this often while there are changes...
 const FLUSH_INTERVAL_MS = 30_000
-// ...except while fewer body bytes than this were written since the last time, for up to
-// FLUSH_MAX_DELAY_MS: each index write closes the table under way, and bodies trickling in
-// would otherwise leave many small tables (see db.ts: the table cache is sized for tables of
-// 2 MiB or more)...
-const MIN_TABLE_BYTES = 2 * 1024 * 1024
+// ...except while fewer body bytes than a write buffer (WRITE_BUFFER_BYTES) were written since
+// the last time, for up to FLUSH_MAX_DELAY_MS: each index write closes the table under way,
+// and bodies trickling in would otherwise leave many small tables (db.ts sizes the table
+// cache for tables of a write buffer or more)...
 const FLUSH_MAX_DELAY_MS = 10 * 60_000
 // ...or once this many body bytes were written or became due for deletion since the last
 // time. It bounds the bodies read back after a crash, and how far LevelDB's files may exceed
@@ -318,7 +317,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       if (dueRange !== undefined) compactLater(dueRange[0], dueRange[1])
       await dropLegacy()
       flushTimer = setInterval(() => {
-        const trickle = blobBytesSinceFlush > 0 && blobBytesSinceFlush < MIN_TABLE_BYTES
+        const trickle = blobBytesSinceFlush > 0 && blobBytesSinceFlush < WRITE_BUFFER_BYTES
         if (trickle && performance.now() - lastFlush < FLUSH_MAX_DELAY_MS) return
         flushSafely().catch(() => {})
       }, FLUSH_INTERVAL_MS)

@@ -12,9 +12,9 @@ export type Db = Level<string, unknown> & Pick<ClassicLevel<string, unknown>, 'c
 
 // LevelDB's default, and what the table cache keeps at least.
 const DEFAULT_OPEN_FILES = 1000
-// The disk tier's tables are about the size of the write buffer (2 MiB) or more, and they are
-// only merged where bodies were deleted (src/cache/disk-tier.ts).
-const MIN_TABLE_BYTES = 2 * 1024 * 1024
+// LevelDB's write buffer. The disk tier's tables are this size or more (a memtable each), and
+// are only merged where bodies were deleted (src/cache/disk-tier.ts).
+export const WRITE_BUFFER_BYTES = 2 * 1024 * 1024
 
 /**
  * How many table files LevelDB may keep open: enough for every table of a full disk tier, so
@@ -22,9 +22,9 @@ const MIN_TABLE_BYTES = 2 * 1024 * 1024
  * at most half the process's file descriptor limit.
  */
 export function maxOpenFilesFor (diskBytes: number, fdLimit: number | undefined): number {
-  const wanted = Math.max(DEFAULT_OPEN_FILES, Math.ceil(diskBytes / MIN_TABLE_BYTES) + 64)
   if (fdLimit === undefined) return DEFAULT_OPEN_FILES
-  return Math.max(Math.min(wanted, Math.floor(fdLimit / 2)), Math.min(DEFAULT_OPEN_FILES, Math.floor(fdLimit / 2)))
+  const wanted = Math.max(DEFAULT_OPEN_FILES, Math.ceil(diskBytes / WRITE_BUFFER_BYTES) + 64)
+  return Math.min(wanted, Math.floor(fdLimit / 2))
 }
 
 /** The soft limit on open files (Linux /proc), or undefined where it cannot be read. */
@@ -57,7 +57,7 @@ export async function openDb (cacheDir: string, onMmapKept?: (why: string) => vo
     // Values are batches of tens to hundreds of KiB. Larger table files mean fewer
     // compactions per byte cached; the write buffer (held twice while it is flushed) stays
     // small for RSS, as 2, 4, 8 and 64 MiB measured the same in disk-tier writes per second.
-    writeBufferSize: 2 * 1024 * 1024,
+    writeBufferSize: WRITE_BUFFER_BYTES,
     maxFileSize: 32 * 1024 * 1024,
     // Tables are read with pread (leveldb-mmap.ts); disk-tier reads skip this cache (the
     // memory tier keeps bodies), so it holds index blocks and the registry.
