@@ -170,6 +170,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
     })
     const dels = [...dropped].map((key) => ({ type: 'del' as const, key }))
     const deletes = dueBlobs
+    const deleted = rangeOf(deletes)
     const wasDirty = [...dirty]
     const wasDropped = [...dropped]
     dirty.clear()
@@ -182,7 +183,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       await isolate()
       // The index and the state change together: after a crash, either both or neither. The
       // state also keeps the range still to compact, which the next start takes up.
-      const compact = union(union(dueRange, runningRange), rangeOf(deletes))
+      const compact = union(union(dueRange, runningRange), deleted)
       await db.batch([
         ...puts.map((op) => ({ ...op, sublevel: index })),
         ...dels.map((op) => ({ ...op, sublevel: index })),
@@ -196,23 +197,22 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       throw err
     }
     await isolate()
-    if (deletes.length > 0) {
+    if (deleted !== undefined) {
       await blobs.batch(deletes.map((id) => ({ type: 'del' as const, key: blobKey(id) })))
       await isolate()
-      const range = rangeOf(deletes) as Range
-      compactLater(range[0], range[1])
+      compactLater(deleted)
     }
   }
 
   /**
-   * Compacts the tables that hold blobs lo..hi, in the background. Tables that only ever move
+   * Compacts the tables that hold the blobs of `range`, in the background. Tables that only ever move
    * are never merged, so nothing else would drop the deleted bodies: without this the files
    * grow past DISK_CACHE_BYTES for good. Eviction takes the oldest blobs, so the range is
    * mostly dead and the survivors in it are few. Ranges that arrive meanwhile join the next
    * run; one compaction at a time, outside the write chain, so writes go on.
    */
-  function compactLater (lo: number, hi: number): void {
-    dueRange = union(dueRange, [lo, hi])
+  function compactLater (range: Range): void {
+    dueRange = union(dueRange, range)
     compacting ??= (async () => {
       for (;;) {
         if (closing || dueRange === undefined) return
@@ -314,7 +314,7 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       // after it (a compaction under way would hold up the flush's memtable isolation).
       dueRange = saved?.compact
       await flushSafely()
-      if (dueRange !== undefined) compactLater(dueRange[0], dueRange[1])
+      if (dueRange !== undefined) compactLater(dueRange)
       await dropLegacy()
       flushTimer = setInterval(() => {
         const trickle = blobBytesSinceFlush > 0 && blobBytesSinceFlush < WRITE_BUFFER_BYTES

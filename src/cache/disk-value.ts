@@ -54,8 +54,9 @@ export function bodyOffset (key: string, etag: string): number {
  */
 export function diskValueOf (key: string, entry: CachedBatch): Buffer {
   const stored = entry.stored
-  if (stored !== undefined && stored.length === bodyOffset(key, entry.etag) + entry.body.length &&
-    stored.readUInt16LE(5) === Buffer.byteLength(key, 'utf8') && stored.toString('utf8', HEADER, HEADER + stored.readUInt16LE(5)) === key) {
+  const keyLen = Buffer.byteLength(key, 'utf8')
+  if (stored !== undefined && stored.length === HEADER + keyLen + entry.etag.length + entry.body.length &&
+    stored.readUInt16LE(5) === keyLen && stored.toString('utf8', HEADER, HEADER + keyLen) === key) {
     return stored
   }
   return encodeDiskValue(key, entry)
