@@ -13,15 +13,28 @@ export interface CpuSnapshot {
   own: number
 }
 
+/**
+ * The numeric fields of /proc/<pid>/stat after the command name (state is [0], so utime,
+ * stime, cutime and cstime are [11..14]).
+ */
+function statFields (pid: number | 'self'): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number)
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+export function processCpuSec (pid: number): number {
+  const f = statFields(pid)
+  return ((f[11] ?? 0) + (f[12] ?? 0)) / TICKS_PER_SECOND
+}
+
 export function cpuSnapshot (): CpuSnapshot {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] as string
     const v = line.trim().split(/\s+/).slice(1).map(Number)
     const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = v
     const busy = user + nice + system + irq + softirq + steal
-    const self = readFileSync('/proc/self/stat', 'utf8')
-    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number)
-    // After the comm: state is f[0], so utime..cstime (fields 14..17) are f[11..14].
+    const f = statFields('self')
     const own = (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0)
     return { busy, total: busy + idle + iowait, own }
   } catch {

@@ -94,13 +94,6 @@ export function procStatusBytes (pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAno
 export interface MachineInfo { cpu: string, cores: number, memoryGiB: number, node: string, kernel: string, date: string }
 
 /** The 1-minute load average, formatted (other work on the machine skews every number). */
-/** CPU seconds (user + system, all threads) a process has used so far. */
-export function processCpuSec (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 export function loadAverage (): string {
   return os.loadavg()[0]!.toFixed(2)
 }
