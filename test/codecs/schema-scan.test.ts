@@ -8,23 +8,15 @@ import { createSchemaInferrer } from '../../src/codecs/schema-infer.js'
 import { isJsonObject, mergeSummaries, numberValue, SchemaScanner, summarySchema } from '../../src/codecs/schema-scan.js'
 import { AppError } from '../../src/errors.js'
 import type { SchemaField } from '../../src/store/registry.js'
+import { isJsonObjectText } from '../json-object.js'
 
 type Outcome = { fields: SchemaField[] } | 'conflict'
-
-function isObjectText (text: string): boolean {
-  try {
-    const v: unknown = JSON.parse(text)
-    return v !== null && typeof v === 'object' && !Array.isArray(v)
-  } catch {
-    return false
-  }
-}
 
 /** The schema today's sequential pass gives for the lines that are JSON objects. */
 function reference (lines: readonly string[]): Outcome {
   const inferrer = createSchemaInferrer()
   try {
-    lines.forEach((line, i) => { if (isObjectText(line)) inferrer.add(JSON.parse(line), i + 1) })
+    lines.forEach((line, i) => { if (isJsonObjectText(line)) inferrer.add(JSON.parse(line), i + 1) })
   } catch (err) {
     assert.ok(err instanceof AppError, String(err))
     return 'conflict'
@@ -47,7 +39,7 @@ function feed (scanner: SchemaScanner, line: string, i: number): boolean {
   const start = Buffer.byteLength(before)
   const end = start + Buffer.byteLength(line)
   if (scanner.addLine(buf, start, end, i + 1)) return true
-  if (!isObjectText(line)) return false
+  if (!isJsonObjectText(line)) return false
   scanner.addRecord(JSON.parse(line) as object, i + 1)
   return true
 }
@@ -57,7 +49,7 @@ function fused (lines: readonly string[], thread: readonly number[] = []): Outco
   const scanners = [new SchemaScanner(), new SchemaScanner(), new SchemaScanner()]
   lines.forEach((line, i) => {
     const valid = feed(scanners[thread[i] ?? 0]!, line, i)
-    assert.equal(valid, isObjectText(line), `line ${i + 1} ${JSON.stringify(line)}: validity`)
+    assert.equal(valid, isJsonObjectText(line), `line ${i + 1} ${JSON.stringify(line)}: validity`)
   })
   return summarySchema(mergeSummaries(scanners.map((s) => s.summary()))) ?? 'conflict'
 }
@@ -278,8 +270,8 @@ describe('the typed scanner, by hand', () => {
     ]
     for (const c of cases) {
       const buf = Buffer.from(c)
-      assert.equal(new SchemaScanner().addLine(buf, 0, buf.length, 1), isObjectText(c), c)
-      assert.equal(isJsonObject(buf, 0, buf.length), isObjectText(c), c)
+      assert.equal(new SchemaScanner().addLine(buf, 0, buf.length, 1), isJsonObjectText(c), c)
+      assert.equal(isJsonObject(buf, 0, buf.length), isJsonObjectText(c), c)
     }
   })
 })
