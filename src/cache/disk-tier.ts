@@ -311,11 +311,13 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       // The bound may have shrunk since the last run.
       evictToFit()
       // The range left to compact stays in the state this flush writes, and is compacted
-      // after it (a compaction under way would hold up the flush's memtable isolation).
+      // after it (a compaction under way would hold up the flush's memtable isolation), and
+      // after dropLegacy's reads: a table a compaction replaces is deleted only if no open
+      // iterator still holds it, and LevelDB looks again only at its next compaction.
       dueRange = saved?.compact
       await flushSafely()
-      if (dueRange !== undefined) compactLater(dueRange)
       await dropLegacy()
+      if (dueRange !== undefined) compactLater(dueRange)
       flushTimer = setInterval(() => {
         const trickle = blobBytesSinceFlush > 0 && blobBytesSinceFlush < WRITE_BUFFER_BYTES
         if (trickle && performance.now() - lastFlush < FLUSH_MAX_DELAY_MS) return
