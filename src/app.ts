@@ -10,6 +10,7 @@ import swaggerPlugin from './plugins/swagger.js'
 import storePlugin from './plugins/store.js'
 import authPlugin from './plugins/auth.js'
 import loadSheddingPlugin from './plugins/load-shedding.js'
+import hitPathPlugin, { createReqIds, hitPathServerFactory, type HitPathSlot } from './plugins/hit-path.js'
 import healthRoutes from './routes/health.js'
 import datasetRoutes from './routes/datasets.js'
 import batchRoutes from './routes/batches.js'
@@ -23,7 +24,12 @@ export interface BuildOptions {
 }
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const hitPath: HitPathSlot = { answer: undefined }
+  const genReqId = createReqIds()
   const app = Fastify({
+    // Memory-tier hits are answered by the server itself, before Fastify (plugins/hit-path.ts).
+    serverFactory: hitPathServerFactory(hitPath),
+    genReqId,
     // Tokens travel in Authorization; the default serializers never log headers, and the
     // redaction makes sure a custom log line cannot either.
     logger: opts.logger ?? { level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] },
@@ -48,5 +54,6 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(datasetRoutes)
   await app.register(batchRoutes)
   await app.register(metricsRoutes)
+  await app.register(hitPathPlugin, { slot: hitPath, config, genReqId })
   return app
 }

@@ -53,6 +53,12 @@ export interface BatchCacheOptions {
 export interface BatchCache {
   open: () => Promise<void>
   getBatch: (req: BatchRequest) => Promise<Batch>
+  /**
+   * The memory-tier step of getBatch alone: the batch if memory holds it (counted as a hit,
+   * read-ahead scheduled), else undefined with nothing counted. Throws as getBatch does for a
+   * bad address or a changed source.
+   */
+  peekMemory: (req: BatchRequest) => Batch | undefined
   /** Resolves once read-ahead and background disk writes started so far have finished. */
   settle: () => Promise<void>
   /** Drops a dataset: its source is closed and its batches leave both tiers. */
@@ -224,22 +230,35 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     }
   }
 
-  async function getBatch (req: BatchRequest): Promise<Batch> {
+  function jobOf (req: BatchRequest): Job {
     const plan = planSpecOf(req.record)
     const numBatches = checkAddress(plan, req.rank, req.index)
     opts.guard.check(req.record)
     const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
-    const job: Job = { req, plan, numBatches, key }
-    const hit = memory.get(key)
-    if (hit !== undefined) {
-      metrics.hits.inc({ tier: 'memory' })
-      if (hit.prefetched === true) {
-        hit.prefetched = false
-        metrics.readAheadHits.inc()
-      }
-      if (opts.prefetchBatches > 0) schedulePrefetch(job)
-      return { body: hit.body, etag: hit.etag, tier: 'memory', numBatches }
+    return { req, plan, numBatches, key }
+  }
+
+  function memoryHit (job: Job): Batch | undefined {
+    const hit = memory.get(job.key)
+    if (hit === undefined) return undefined
+    metrics.hits.inc({ tier: 'memory' })
+    if (hit.prefetched === true) {
+      hit.prefetched = false
+      metrics.readAheadHits.inc()
     }
+    if (opts.prefetchBatches > 0) schedulePrefetch(job)
+    return { body: hit.body, etag: hit.etag, tier: 'memory', numBatches: job.numBatches }
+  }
+
+  function peekMemory (req: BatchRequest): Batch | undefined {
+    return memoryHit(jobOf(req))
+  }
+
+  async function getBatch (req: BatchRequest): Promise<Batch> {
+    const job = jobOf(req)
+    const numBatches = job.numBatches
+    const hit = memoryHit(job)
+    if (hit !== undefined) return hit
     metrics.misses.inc({ tier: 'memory' })
     foregroundWaiting++
     let result
@@ -260,6 +279,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       await disk.load()
     },
     getBatch,
+    peekMemory,
     async settle () {
       for (;;) {
         if (inflight.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break

@@ -29,6 +29,8 @@ interface IndexJob {
 export interface Registrar {
   register: (body: RegisterBodyT) => Promise<RegisterOutcome>
   get: (name: string) => Promise<DatasetRecord>
+  /** A ready dataset's record when it is at hand without a store read; else undefined. */
+  peekReady: (name: string) => DatasetRecord | undefined
   list: () => Promise<DatasetRecord[]>
   remove: (name: string) => Promise<DatasetRecord>
   resumeInterrupted: () => Promise<void>
@@ -210,6 +212,11 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     return withProgress(record)
   }
 
+  function peekReady (name: string): DatasetRecord | undefined {
+    const record = registry.peek(name)
+    return record?.status === 'ready' ? record : undefined
+  }
+
   async function list (): Promise<DatasetRecord[]> {
     return (await registry.list()).map(withProgress)
   }
@@ -261,6 +268,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
   return {
     register,
     get,
+    peekReady,
     list,
     remove,
     resumeInterrupted,

@@ -22,17 +22,25 @@ export function isLoopback (address: string | undefined): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
 }
 
-function bearerOf (request: FastifyRequest): string | undefined {
-  const h = request.headers.authorization
-  if (typeof h !== 'string') return undefined
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(h)
+function bearerOf (authorization: string | undefined): string | undefined {
+  if (typeof authorization !== 'string') return undefined
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
   return m?.[1]
+}
+
+export interface Tokens { adminToken: string, readToken: string }
+
+/** May a request with this Authorization header read datasets? (The hit path asks too.) */
+export function readAllowed (authorization: string | undefined, tokens: Tokens): boolean {
+  if (tokens.readToken === '') return true
+  const token = bearerOf(authorization)
+  return token !== undefined && (tokenMatches(token, tokens.readToken) || (tokens.adminToken !== '' && tokenMatches(token, tokens.adminToken)))
 }
 
 const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 async function authPlugin (app: FastifyInstance, opts: { config: Config }): Promise<void> {
-  const { adminToken, readToken } = opts.config
+  const { adminToken } = opts.config
   if (adminToken === '') {
     app.log.warn('ADMIN_TOKEN is not set: POST and DELETE are accepted from loopback clients only')
   }
@@ -51,8 +59,8 @@ async function authPlugin (app: FastifyInstance, opts: { config: Config }): Prom
   function checkAccess (request: FastifyRequest): void {
     const path = request.url
     if (!path.startsWith('/datasets')) return
-    const token = bearerOf(request)
     if (MUTATIONS.has(request.method)) {
+      const token = bearerOf(request.headers.authorization)
       if (adminToken === '') {
         if (!isLoopback(request.socket.remoteAddress)) {
           throw new AppError('UNAUTHORIZED', 'this server has no ADMIN_TOKEN, so it accepts changes from its own machine only; set ADMIN_TOKEN on the server and send Authorization: Bearer <token>')
@@ -64,8 +72,7 @@ async function authPlugin (app: FastifyInstance, opts: { config: Config }): Prom
       }
       return
     }
-    if (readToken === '') return
-    if (token === undefined || !(tokenMatches(token, readToken) || (adminToken !== '' && tokenMatches(token, adminToken)))) {
+    if (!readAllowed(request.headers.authorization, opts.config)) {
       throw new AppError('UNAUTHORIZED', 'reads need Authorization: Bearer <READ_TOKEN>', { 'www-authenticate': 'Bearer' })
     }
   }

@@ -6,22 +6,15 @@ import { DatasetName, DecimalString, errorRef } from '../schemas/common.js'
 import { AppError } from '../errors.js'
 import { MEDIA_TYPES, negotiateFormat } from '../codecs/negotiate.js'
 import { requireReady } from './ready.js'
+import { batchHeaders, matchesEtag } from './batch-reply.js'
 
 export const MAX_EPOCH = 2 ** 31 - 1
-const IMMUTABLE = 'public, max-age=31536000, immutable'
 
 const BatchParams = Type.Object({ name: DatasetName, rank: DecimalString, i: DecimalString })
 const BatchQuery = Type.Object({
   epoch: Type.Optional(Type.String({ ...DecimalString, description: `Epoch, 0..${MAX_EPOCH}; default 0` })),
   format: Type.Optional(Type.String({ maxLength: 32, description: `One of ${Object.keys(MEDIA_TYPES).join(', ')}; else the Accept header decides` }))
 }, { additionalProperties: false })
-
-/** Matches an If-None-Match header against a strong ETag (list and `*` forms included). */
-function matchesEtag (ifNoneMatch: string | undefined, etag: string): boolean {
-  if (ifNoneMatch === undefined) return false
-  if (ifNoneMatch.trim() === '*') return true
-  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)
-}
 
 const batchRoutes: FastifyPluginAsyncTypebox = async function batchRoutes (app) {
   const { registrar, batches } = app.services
@@ -55,15 +48,7 @@ const batchRoutes: FastifyPluginAsyncTypebox = async function batchRoutes (app) 
     const record = requireReady(await registrar.get(name))
     const batch = await batches.getBatch({ record, epoch, rank, index, format })
 
-    reply.header('etag', batch.etag)
-    reply.header('cache-control', IMMUTABLE)
-    reply.header('vary', 'Accept')
-    reply.header('x-cache', batch.tier)
-    const numBatches = batch.numBatches
-    if (index + 1 < numBatches) {
-      const fmt = request.query.format !== undefined ? `&format=${format}` : ''
-      reply.header('link', `</datasets/${name}/shards/${rank}/batches/${index + 1}?epoch=${epoch}${fmt}>; rel="next"`)
-    }
+    reply.headers(batchHeaders(batch, { name, rank, index, epoch, format, formatInQuery: request.query.format !== undefined }))
     if (matchesEtag(request.headers['if-none-match'], batch.etag)) return await reply.code(304).send()
     return await reply.type(MEDIA_TYPES[format]).send(batch.body)
   })

@@ -60,6 +60,8 @@ export interface DatasetRecord {
 
 export interface Registry {
   get: (name: string) => Promise<DatasetRecord | undefined>
+  /** The record if it is in memory already (no store read): for the hit path. */
+  peek: (name: string) => DatasetRecord | undefined
   put: (name: string, record: DatasetRecord) => Promise<void>
   del: (name: string) => Promise<void>
   list: () => Promise<DatasetRecord[]>
@@ -77,6 +79,9 @@ export function createRegistry (db: Db): Registry {
       const record = await datasets.get(name)
       if (record !== undefined) memo.set(name, record)
       return record
+    },
+    peek (name) {
+      return memo.get(name)
     },
     async put (name, record) {
       await datasets.put(name, record)
