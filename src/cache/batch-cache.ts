@@ -54,11 +54,12 @@ export interface BatchCache {
   open: () => Promise<void>
   getBatch: (req: BatchRequest) => Promise<Batch>
   /**
-   * The memory-tier step of getBatch alone: the batch if memory holds it (counted as a hit,
-   * read-ahead scheduled), else undefined with nothing counted. Throws as getBatch does for a
-   * bad address or a changed source.
+   * The cached steps of getBatch alone, for the hit path: the batch when the memory tier holds
+   * it, a promise when the disk tier may (it resolves to undefined when not), else undefined.
+   * A hit is counted as getBatch counts it; a miss counts nothing, so that getBatch can follow.
+   * Throws as getBatch does for a bad address or a changed source.
    */
-  peekMemory: (req: BatchRequest) => Batch | undefined
+  peekCached: (req: BatchRequest) => Batch | Promise<Batch | undefined> | undefined
   /** Resolves once read-ahead and background disk writes started so far have finished. */
   settle: () => Promise<void>
   /** Drops a dataset: its source is closed and its batches leave both tiers. */
@@ -103,6 +104,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const memory = createMemoryTier(opts.memoryBytes, metrics)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
   const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
+  // Disk reads of the hit path (peekCached), awaited like loads before the store closes.
+  const peeks = new Set<Promise<Batch | undefined>>()
   const writeQueue: Array<readonly [string, CachedBatch]> = []
   let writeQueueBytes = 0
   let writer: Promise<void> | undefined
@@ -250,8 +253,36 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     return { body: hit.body, etag: hit.etag, tier: 'memory', numBatches: job.numBatches }
   }
 
-  function peekMemory (req: BatchRequest): Batch | undefined {
-    return memoryHit(jobOf(req))
+  function peekCached (req: BatchRequest): Batch | Promise<Batch | undefined> | undefined {
+    const job = jobOf(req)
+    const hit = memoryHit(job)
+    if (hit !== undefined) return hit
+    // A load under way (a build, or getBatch's own disk read) is getBatch's to join.
+    if (!disk.holds(job.key) || inflight.has(job.key)) return undefined
+    const read = diskHit(job)
+    peeks.add(read)
+    read.finally(() => peeks.delete(read)).catch(() => {})
+    return read
+  }
+
+  async function diskHit (job: Job): Promise<Batch | undefined> {
+    foregroundWaiting++
+    let entry
+    try {
+      entry = await disk.get(job.key)
+    } finally {
+      foregroundWaiting--
+    }
+    if (entry === undefined) {
+      pumpPrefetch()
+      return undefined
+    }
+    memory.set(job.key, entry)
+    metrics.misses.inc({ tier: 'memory' })
+    metrics.hits.inc({ tier: 'disk' })
+    if (opts.prefetchBatches > 0) schedulePrefetch(job)
+    else pumpPrefetch()
+    return { body: entry.body, etag: entry.etag, tier: 'disk', numBatches: job.numBatches }
   }
 
   async function getBatch (req: BatchRequest): Promise<Batch> {
@@ -279,11 +310,11 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       await disk.load()
     },
     getBatch,
-    peekMemory,
+    peekCached,
     async settle () {
       for (;;) {
-        if (inflight.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break
-        await Promise.allSettled([...inflight.values(), writer])
+        if (inflight.size === 0 && peeks.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break
+        await Promise.allSettled([...inflight.values(), ...peeks, writer])
         await new Promise((resolve) => setImmediate(resolve))
       }
       // The disk tier's index and due deletions reach LevelDB too.
@@ -312,7 +343,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       closed = true
       prefetchQueue.clear()
       // In-flight builds and disk writes finish before the store closes under them.
-      await Promise.allSettled([...inflight.values()])
+      await Promise.allSettled([...inflight.values(), ...peeks])
       await writer
       await disk.close()
       await builder.close()

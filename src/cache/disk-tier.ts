@@ -79,6 +79,8 @@ export interface DiskTier {
   /** Loads the index (and recovers what a crash left unindexed); call once before use. */
   load: () => Promise<void>
   get: (key: string) => Promise<CachedBatch | undefined>
+  /** Whether the index lists the key (no read: get may still find it corrupt). */
+  holds: (key: string) => boolean
   /** Stores entries in one LevelDB write (one WAL append, one memtable insert run). */
   putMany: (entries: ReadonlyArray<readonly [string, CachedBatch]>) => Promise<void>
   /** Removes every entry whose key starts with `prefix`; they are gone when it resolves. */
@@ -326,6 +328,9 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
       flushTimer.unref()
     },
 
+    holds (key) {
+      return order.has(key)
+    },
     async get (key) {
       const slot = order.get(key)
       if (slot === undefined) return undefined

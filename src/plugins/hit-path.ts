@@ -1,5 +1,5 @@
 // Fastify glue of the hit path (routes/batch-hits.ts). The HTTP server is made here, so that
-// a memory-tier hit is answered before Fastify's handler sees the request; every other request
+// a cache hit is answered before Fastify's handler sees the request; every other request
 // reaches Fastify unchanged. The path opens once the app is ready and closes as soon as the
 // app starts closing, so that draining (Connection: close, see closing.ts) stays Fastify's.
 import http from 'node:http'
@@ -16,8 +16,8 @@ export function hitPathServerFactory (slot: HitPathSlot): FastifyServerFactory {
     const options = rawOptions as { keepAliveTimeout: number, requestTimeout: number, connectionTimeout: number, maxRequestsPerSocket?: number }
     const server = http.createServer(function onRequest (req, res) {
       const answer = slot.answer
-      if (answer !== undefined && answer(req, res)) return
-      handler(req, res)
+      if (answer === undefined) handler(req, res)
+      else answer(req, res, handler)
     })
     // What Fastify does to a server it makes itself (fastify/lib/server.js).
     server.keepAliveTimeout = options.keepAliveTimeout

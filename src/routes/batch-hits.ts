@@ -1,7 +1,7 @@
-// The hit path: a batch the memory tier holds is answered straight on node:http, before
-// Fastify builds its request and reply objects, routes, validates and runs its hooks. A hit is
-// the product's most frequent request and its cheapest, so that work was a large share of its
-// cost (README.md, "Caching").
+// The hit path: a batch a cache tier holds is answered straight on node:http, before Fastify
+// builds its request and reply objects, routes, validates and runs its hooks. A hit is the
+// product's most frequent request and its cheapest, so that work was a large share of its cost
+// (README.md, "Caching"). A memory hit is answered synchronously; a disk hit after its read.
 //
 // It answers only what it can answer exactly as the route in batches.ts would: same status,
 // headers (batch-reply.ts) and body, same cache metrics and read-ahead, same log lines. Any
@@ -11,9 +11,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BatchCache, Batch } from '../cache/batch-cache.js'
 import type { Registrar } from '../datasets/registrar.js'
-import { MEDIA_TYPES, negotiateFormat, type BatchFormat } from '../codecs/negotiate.js'
+import { MEDIA_TYPES, negotiateFormat } from '../codecs/negotiate.js'
 import { readAllowed, type Tokens } from '../plugins/auth.js'
-import { batchHeaders, matchesEtag } from './batch-reply.js'
+import { batchHeaders, matchesEtag, type BatchAddress } from './batch-reply.js'
 import { MAX_EPOCH } from './batches.js'
 
 // The route's path with its parameter patterns (schemas/common.ts: DatasetName,
@@ -26,7 +26,7 @@ const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 4
 
 export interface HitPathDeps {
   registrar: Pick<Registrar, 'peekReady'>
-  batches: Pick<BatchCache, 'peekMemory'>
+  batches: Pick<BatchCache, 'peekCached'>
   tokens: Tokens
   /** True while the server sheds load: then Fastify answers (503 OVERLOADED). */
   isUnderPressure: () => boolean
@@ -35,7 +35,8 @@ export interface HitPathDeps {
   genReqId: () => string
 }
 
-export type HitPath = (req: IncomingMessage, res: ServerResponse) => boolean
+/** Answers the request, or hands it on with `next` (at once, or after a disk-tier miss). */
+export type HitPath = (req: IncomingMessage, res: ServerResponse, next: (req: IncomingMessage, res: ServerResponse) => void) => void
 
 interface Query { epoch?: string, format?: string }
 
@@ -61,51 +62,76 @@ function plainQuery (q: string | undefined): Query | undefined {
 export function createHitPath (deps: HitPathDeps): HitPath {
   const { registrar, batches, tokens, log } = deps
 
-  /** The memory-tier batch this request asks for, or undefined when Fastify must answer. */
-  function lookup (req: IncomingMessage, m: RegExpExecArray, q: Query): { batch: Batch, format: BatchFormat, epoch: number } | undefined {
+  interface Found { address: BatchAddress, cached: Batch | Promise<Batch | undefined> }
+
+  /** The cached batch this request asks for, or undefined when Fastify must answer. */
+  function lookup (req: IncomingMessage, m: RegExpExecArray, q: Query): Found | undefined {
     if (!readAllowed(req.headers.authorization, tokens)) return undefined
     if (deps.isUnderPressure()) return undefined
-    const record = registrar.peekReady(m[1] as string)
+    const name = m[1] as string
+    const record = registrar.peekReady(name)
     if (record === undefined) return undefined
     const epoch = q.epoch === undefined ? 0 : Number(q.epoch)
     if (epoch > MAX_EPOCH) return undefined
+    const rank = Number(m[2])
+    const index = Number(m[3])
     try {
       const format = negotiateFormat(q.format, req.headers.accept)
-      const batch = batches.peekMemory({ record, epoch, rank: Number(m[2]), index: Number(m[3]), format })
-      return batch === undefined ? undefined : { batch, format, epoch }
+      const cached = batches.peekCached({ record, epoch, rank, index, format })
+      return cached === undefined ? undefined : { address: { name, rank, index, epoch, format, formatInQuery: q.format !== undefined }, cached }
     } catch {
       // A bad address, format or a changed source: the route raises the same error.
       return undefined
     }
   }
 
-  return function answerHit (req, res) {
-    if (req.method !== 'GET') return false
-    const m = BATCH_URL.exec(req.url ?? '')
-    if (m === null) return false
-    const q = plainQuery(m[4])
-    if (q === undefined) return false
-    const found = lookup(req, m, q)
-    if (found === undefined) return false
-    const { batch, format, epoch } = found
-    if ((LEVELS[log.level] ?? Infinity) <= LEVELS.info!) logRequest(req, res)
-    const headers = batchHeaders(batch, { name: m[1] as string, rank: Number(m[2]), index: Number(m[3]), epoch, format, formatInQuery: q.format !== undefined })
+  function send (req: IncomingMessage, res: ServerResponse, batch: Batch, address: BatchAddress, start: number): void {
+    try {
+      answer(req, res, batch, address, start)
+    } catch (err) {
+      // Nothing here is expected to throw; if it does, the connection ends, the process stays.
+      log.error({ err, url: req.url }, 'hit path: could not send a batch')
+      res.destroy()
+    }
+  }
+
+  function answer (req: IncomingMessage, res: ServerResponse, batch: Batch, address: BatchAddress, start: number): void {
+    if (start >= 0) logRequest(req, res, start)
+    const headers = batchHeaders(batch, address)
     if (matchesEtag(req.headers['if-none-match'], batch.etag)) {
       res.writeHead(304, headers)
       res.end()
-    } else {
-      headers['content-type'] = MEDIA_TYPES[format]
-      headers['content-length'] = String(batch.body.length)
-      res.writeHead(200, headers)
-      res.end(batch.body)
+      return
     }
-    return true
+    headers['content-type'] = MEDIA_TYPES[address.format]
+    headers['content-length'] = String(batch.body.length)
+    res.writeHead(200, headers)
+    res.end(batch.body)
+  }
+
+  return function answerHit (req, res, next) {
+    if (req.method !== 'GET') return next(req, res)
+    const m = BATCH_URL.exec(req.url ?? '')
+    if (m === null) return next(req, res)
+    const q = plainQuery(m[4])
+    if (q === undefined) return next(req, res)
+    const found = lookup(req, m, q)
+    if (found === undefined) return next(req, res)
+    const start = (LEVELS[log.level] ?? Infinity) <= LEVELS.info! ? performance.now() : -1
+    const { cached, address } = found
+    if (!(cached instanceof Promise)) return send(req, res, cached, address, start)
+    cached.then((batch) => {
+      if (batch === undefined) next(req, res)
+      else send(req, res, batch, address, start)
+    }, () => { next(req, res) }).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'hit path: could not hand a request on')
+      res.destroy()
+    })
   }
 
   /** Fastify's two request log lines, with its serializers' fields. */
-  function logRequest (req: IncomingMessage, res: ServerResponse): void {
+  function logRequest (req: IncomingMessage, res: ServerResponse, start: number): void {
     const reqId = deps.genReqId()
-    const start = performance.now()
     // The shape Fastify's `req` serializer reads (request.host, request.ip, request.socket).
     log.info({ reqId, req: { method: req.method, url: req.url, headers: req.headers, host: req.headers.host, ip: req.socket.remoteAddress, socket: req.socket } }, 'incoming request')
     res.once('finish', function requestCompleted () {

@@ -47,6 +47,12 @@ async function serve (t: TestContext, env: Record<string, string> = {}): Promise
   return { app, origin, routed: () => routed, logLines }
 }
 
+async function metricValue (s: Served, name: string): Promise<number> {
+  const text = (await get(s.origin, '/metrics')).body.toString()
+  const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\d+)$`, 'm').exec(text)
+  return Number(m?.[1] ?? 0)
+}
+
 interface Answer { status: number, headers: Record<string, string>, body: Buffer }
 
 async function get (origin: string, url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
@@ -103,6 +109,41 @@ test('a memory-tier hit skips the router and answers exactly as the route answer
   }
 })
 
+test('a disk-tier hit is the hit path\'s too, answered as the route answers it', async (t) => {
+  const s = await serve(t, { MEMORY_CACHE_BYTES: '0' })
+  const url = '/datasets/d/shards/1/batches/3?epoch=4&format=arrow'
+  const miss = await getCounted(s, url)
+  assert.equal(miss.headers['x-cache'], 'miss')
+  await s.app.services.batches.settle()
+  const counts = async (): Promise<number[]> => [
+    await metricValue(s, 'shardfeed_cache_hits_total{tier="disk"}'),
+    await metricValue(s, 'shardfeed_cache_misses_total{tier="memory"}'),
+    await metricValue(s, 'shardfeed_cache_misses_total{tier="disk"}')
+  ]
+  const before = await counts()
+  const hits: Answer[] = []
+  for (let k = 0; k < 2; k++) {
+    const hit = await getCounted(s, url)
+    assert.equal(hit.routed, false)
+    assert.equal(hit.headers['x-cache'], 'disk')
+    hits.push(hit)
+  }
+  assert.deepEqual(await counts(), [before[0]! + 2, before[1]! + 2, before[2]!], 'disk hits and memory misses, as the route counts them')
+  const viaRoute = await getCounted(s, url.replace('epoch=4', 'epoch=%34'))
+  assert.equal(viaRoute.routed, true)
+  for (const hit of hits) {
+    assert.deepEqual(hit.headers, viaRoute.headers)
+    assert.ok(hit.body.equals(miss.body) && viaRoute.body.equals(miss.body))
+  }
+  const notModified = await getCounted(s, url, { 'if-none-match': miss.headers.etag as string })
+  assert.equal(notModified.routed, false)
+  assert.equal(notModified.status, 304)
+  // Not on disk yet: the route builds it (and the hit path counted nothing for it).
+  const other = await getCounted(s, url.replace('batches/3', 'batches/20'))
+  assert.equal(other.routed, true)
+  assert.equal(other.headers['x-cache'], 'miss')
+})
+
 test('requests the hit path cannot answer exactly reach the route with its answer', async (t) => {
   const s = await serve(t)
   const url = '/datasets/d/shards/0/batches/1?epoch=2'
@@ -148,11 +189,7 @@ test('with READ_TOKEN, a hit needs the token too; the route answers 401 without 
 
 test('hits on the hit path count in /metrics and keep read-ahead going', async (t) => {
   const s = await serve(t, { PREFETCH_BATCHES: '2' })
-  const metric = async (name: string): Promise<number> => {
-    const text = (await get(s.origin, '/metrics')).body.toString()
-    const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\d+)$`, 'm').exec(text)
-    return Number(m?.[1] ?? 0)
-  }
+  const metric = async (name: string): Promise<number> => await metricValue(s, name)
   const settle = async (): Promise<void> => { await s.app.services.batches.settle() }
   const at = (i: number): string => `/datasets/d/shards/1/batches/${i}?epoch=9`
   assert.equal((await getCounted(s, at(0))).headers['x-cache'], 'miss')
