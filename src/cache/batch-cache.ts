@@ -104,8 +104,9 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const memory = createMemoryTier(opts.memoryBytes, metrics)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
   const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
-  // Disk reads of the hit path (peekCached), awaited like loads before the store closes.
-  const peeks = new Set<Promise<Batch | undefined>>()
+  // Disk-tier reads under way, one per key, shared by loads and the hit path (peekCached):
+  // trainers in lockstep ask for the same batch at once.
+  const reads = new Map<string, Promise<CachedBatch | undefined>>()
   const writeQueue: Array<readonly [string, CachedBatch]> = []
   let writeQueueBytes = 0
   let writer: Promise<void> | undefined
@@ -177,7 +178,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     const fingerprint = job.req.record.fingerprint as string
     const generation = forgotten.get(fingerprint) ?? 0
     p = (async () => {
-      const fromDisk = await disk.get(job.key)
+      const fromDisk = await readDisk(job.key)
       if (fromDisk !== undefined) {
         memory.set(job.key, prefetch ? { ...fromDisk, prefetched: true } : fromDisk)
         return { entry: fromDisk, tier: 'disk' as const }
@@ -253,23 +254,29 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     return { body: hit.body, etag: hit.etag, tier: 'memory', numBatches: job.numBatches }
   }
 
+  function readDisk (key: string): Promise<CachedBatch | undefined> {
+    let r = reads.get(key)
+    if (r !== undefined) return r
+    r = disk.get(key)
+    reads.set(key, r)
+    r.finally(() => reads.delete(key)).catch(() => {})
+    return r
+  }
+
   function peekCached (req: BatchRequest): Batch | Promise<Batch | undefined> | undefined {
     const job = jobOf(req)
     const hit = memoryHit(job)
     if (hit !== undefined) return hit
-    // A load under way (a build, or getBatch's own disk read) is getBatch's to join.
+    // A load under way (it may be building the batch) is getBatch's to join.
     if (!disk.holds(job.key) || inflight.has(job.key)) return undefined
-    const read = diskHit(job)
-    peeks.add(read)
-    read.finally(() => peeks.delete(read)).catch(() => {})
-    return read
+    return diskHit(job)
   }
 
   async function diskHit (job: Job): Promise<Batch | undefined> {
     foregroundWaiting++
     let entry
     try {
-      entry = await disk.get(job.key)
+      entry = await readDisk(job.key)
     } finally {
       foregroundWaiting--
     }
@@ -313,8 +320,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     peekCached,
     async settle () {
       for (;;) {
-        if (inflight.size === 0 && peeks.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break
-        await Promise.allSettled([...inflight.values(), ...peeks, writer])
+        if (inflight.size === 0 && reads.size === 0 && writer === undefined && prefetchQueue.size === 0 && prefetchRunning === 0) break
+        await Promise.allSettled([...inflight.values(), ...reads.values(), writer])
         await new Promise((resolve) => setImmediate(resolve))
       }
       // The disk tier's index and due deletions reach LevelDB too.
@@ -343,7 +350,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       closed = true
       prefetchQueue.clear()
       // In-flight builds and disk writes finish before the store closes under them.
-      await Promise.allSettled([...inflight.values(), ...peeks])
+      await Promise.allSettled([...inflight.values(), ...reads.values()])
       await writer
       await disk.close()
       await builder.close()
