@@ -5,7 +5,7 @@
 // crc covers everything after itself. The body comes last, so a batch's Buffer can be a view
 // into its value: build workers encode the value, and the memory tier and the reply use the
 // view.
-import { crc32 } from 'node:zlib'
+import { crc32 } from './checksum.js'
 import type { CachedBatch } from './memory-tier.js'
 
 const VERSION = 2
