@@ -258,6 +258,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     let r = reads.get(key)
     if (r !== undefined) return r
     r = disk.get(key)
+    metrics.diskReads.inc()
     reads.set(key, r)
     r.finally(() => reads.delete(key)).catch(() => {})
     return r

@@ -10,6 +10,7 @@ export interface CacheMetrics {
   entries: Gauge<'tier'>
   evictions: Counter<'tier'>
   corrupt: Counter
+  diskReads: Counter
   diskWriteErrors: Counter
   buildSeconds: Histogram<'format'>
   readAheadHits: Counter
@@ -28,6 +29,7 @@ export function createCacheMetrics (): CacheMetrics {
     bytes: new Gauge({ name: 'shardfeed_cache_bytes', help: 'Bytes of encoded batches held by a tier', labelNames: ['tier'], registers }),
     entries: new Gauge({ name: 'shardfeed_cache_entries', help: 'Batches held by a tier', labelNames: ['tier'], registers }),
     evictions: new Counter({ name: 'shardfeed_cache_evictions_total', help: 'Batches evicted to keep a tier within its bound', labelNames: ['tier'], registers }),
+    diskReads: new Counter({ name: 'shardfeed_cache_disk_reads_total', help: 'LevelDB reads of disk-tier entries (requests for one entry at once share a read)', registers }),
     corrupt: new Counter({ name: 'shardfeed_cache_corrupt_total', help: 'Disk-tier entries that failed their checksum and were dropped', registers }),
     diskWriteErrors: new Counter({ name: 'shardfeed_cache_disk_write_errors_total', help: 'Disk-tier writes that failed (the batch was still served)', registers }),
     buildSeconds: new Histogram({

@@ -50,6 +50,36 @@ test('concurrent requests for one missing batch build it once', async (t) => {
   assert.equal(await metric(h.app, 'shardfeed_batch_build_seconds', { format: 'json' }, '_count'), 1)
 })
 
+test('requests for one disk-tier batch at once share one LevelDB read (hit path and route)', async (t) => {
+  const h = await setup(t, { PREFETCH_BATCHES: '0', MEMORY_CACHE_BYTES: '0' })
+  const built = await h.app.inject({ method: 'GET', url: url(0, 3) })
+  assert.equal(built.headers['x-cache'], 'miss')
+  await h.app.services.batches.settle()
+  const reads = async (): Promise<number> => await metric(h.app, 'shardfeed_cache_disk_reads_total')
+  const before = await reads()
+  const record = h.app.services.registrar.peekReady('d')
+  assert.ok(record !== undefined)
+  // The hit path's lookups, then the route's requests: all start before a read can complete
+  // (that takes a turn of the event loop), as when trainers in lockstep ask at once.
+  const peeks = Array.from({ length: 6 }, () => h.app.services.batches.peekCached({ record, epoch: 0, rank: 0, index: 3, format: 'json' }))
+  const routed = await Promise.all(Array.from({ length: 4 }, async () => await h.app.inject({ method: 'GET', url: url(0, 3) })))
+  for (const peek of peeks) {
+    assert.ok(peek instanceof Promise, 'a disk-tier entry is read asynchronously')
+    const batch = await peek
+    assert.equal(batch?.tier, 'disk')
+    assert.equal(Buffer.from(batch.body).toString(), built.body)
+  }
+  for (const res of routed) {
+    assert.equal(res.headers['x-cache'], 'disk')
+    assert.equal(res.body, built.body)
+  }
+  assert.equal(await reads() - before, 1, 'ten requests, one read')
+  assert.equal(await metric(h.app, 'shardfeed_cache_hits_total', { tier: 'disk' }), 10)
+  // A read is shared while it runs, never kept: the next request reads again.
+  assert.equal((await h.app.inject({ method: 'GET', url: url(0, 3) })).headers['x-cache'], 'disk')
+  assert.equal(await reads() - before, 2)
+})
+
 test('read-ahead warms the next batches of the rank', async (t) => {
   const h = await setup(t, { PREFETCH_BATCHES: '3' })
   await h.app.inject({ method: 'GET', url: url(0, 0, 1) })
@@ -166,7 +196,7 @@ test('/metrics exposes the cache and process metrics in Prometheus text', async 
   assert.equal(res.statusCode, 200)
   assert.match(res.headers['content-type'] as string, /^text\/plain/)
   for (const name of ['shardfeed_cache_hits_total{tier="memory"} 1', 'shardfeed_cache_misses_total', 'shardfeed_cache_bytes', 'shardfeed_cache_entries',
-    'shardfeed_cache_evictions_total', 'shardfeed_batch_build_seconds_bucket', 'shardfeed_readahead_hits_total', 'shardfeed_inflight_builds', 'process_resident_memory_bytes']) {
+    'shardfeed_cache_evictions_total', 'shardfeed_cache_disk_reads_total', 'shardfeed_batch_build_seconds_bucket', 'shardfeed_readahead_hits_total', 'shardfeed_inflight_builds', 'process_resident_memory_bytes']) {
     assert.ok(res.body.includes(name), name)
   }
 })
