@@ -29,9 +29,10 @@ export interface OpenableSource {
  * `indexPath` receives the format's index file. For JSONL the pass summarises the schema as
  * it validates; a second pass over JSON.parse'd records (the inferrer itself) runs only when
  * the summary cannot stand for it: a value that does not fit its column, whose error message
- * that pass words with the line. `opts.ring` is JSONL's test setting (JsonlIndexOptions).
+ * that pass words with the line. `opts.ring` (a test setting) and `opts.chunkPort` are JSONL's
+ * (JsonlIndexOptions).
  */
-export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions & Pick<JsonlIndexOptions, 'ring'>): Promise<SourceIndex> {
+export async function indexSource (format: SourceFormat, filePath: string, indexPath: string, opts: IndexOptions & Pick<JsonlIndexOptions, 'ring' | 'chunkPort'>): Promise<SourceIndex> {
   switch (format) {
     case 'jsonl':
     case 'json': { // inline records are stored as a JSONL file

@@ -20,7 +20,7 @@
 import { isUtf8 } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
 import { openIndexedFile, readFull } from './file-io.js'
 import { AppError } from '../errors.js'
@@ -42,7 +42,7 @@ const SMALL_SLOTS = 2
 const BLOCK_BYTES = 64 << 10
 const PROGRESS_BYTES = 8 << 20
 // Below this size a worker (~50 ms to start) costs more than it saves.
-const WORKER_MIN_BYTES = 32 << 20
+export const CHUNK_WORKER_MIN_BYTES = 32 << 20
 // A bound on one record, so a file without newlines cannot grow the carry-over without end.
 const MAX_RECORD_BYTES = 64 << 20
 const WORKER_ROLE = 'shardfeed:jsonl-chunks'
@@ -54,6 +54,11 @@ export interface JsonlIndexOptions extends IndexOptions {
    * the main thread takes at most that many blocks of a chunk, leaving the rest to the worker.
    */
   ring?: { slotBytes: number, blockBytes: number, worker: boolean, mainBlocks?: number }
+  /**
+   * The port of a chunk worker the caller started (startChunkWorker), so that it boots while
+   * the caller's own thread does; the pass starts one itself when it needs one and has none.
+   */
+  chunkPort?: MessagePort
 }
 
 export interface JsonlIndexResult extends IndexResult {
@@ -70,7 +75,7 @@ export interface JsonlIndexResult extends IndexResult {
  * removed.
  */
 export async function indexJsonl (filePath: string, indexPath: string, opts: JsonlIndexOptions = {}): Promise<JsonlIndexResult> {
-  const { onProgress, signal, ring: forced } = opts
+  const { onProgress, signal, ring: forced, chunkPort } = opts
   signal?.throwIfAborted()
   const fh = await open(filePath, 'r')
   let writer: OffsetIndexWriter | undefined
@@ -80,14 +85,15 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
   try {
     const total = (await fh.stat()).size
     writer = await OffsetIndexWriter.create(indexPath)
-    const offload = forced?.worker ?? total >= WORKER_MIN_BYTES
+    const offload = forced?.worker ?? total >= CHUNK_WORKER_MIN_BYTES
     const slotBytes = forced?.slotBytes ?? (offload ? SLOT_BYTES : SMALL_SLOT_BYTES)
     const numSlots = offload ? SLOTS : SMALL_SLOTS
     const ring = offload ? new SharedArrayBuffer(slotBytes * numSlots) : new ArrayBuffer(slotBytes * numSlots)
     const blockBytes = forced?.blockBytes ?? BLOCK_BYTES
     const tableBytes = BlockTable.bytes(numSlots, slotBytes, blockBytes)
     const blocks = new BlockTable(offload ? new SharedArrayBuffer(tableBytes) : new ArrayBuffer(tableBytes), slotBytes, blockBytes)
-    if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks)
+    if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks, chunkPort)
+    else chunkPort?.close()
     const slots: Buffer[] = []
     // Whether the worker may still read a slot; `released` settles when it is done.
     const busy: boolean[] = []
@@ -593,7 +599,9 @@ class ChunkWorker {
   failure: LineFailure | undefined
   /** Settles when the worker runs, or fails to start. */
   readonly started: Promise<void>
-  #worker: Worker
+  // The worker this pass started, or the port of one the caller started (and stops).
+  #worker: Worker | undefined
+  #port: Worker | MessagePort
   #state = new Int32Array(new SharedArrayBuffer(4))
   #onStart: () => void = ignore
   #onStartFailed: (err: Error) => void = ignore
@@ -602,7 +610,7 @@ class ChunkWorker {
   #broken: Error | undefined
   #closed = false
 
-  constructor (ring: SharedArrayBuffer, slotBytes: number, blocks: BlockTable) {
+  constructor (ring: SharedArrayBuffer, slotBytes: number, blocks: BlockTable, peer?: MessagePort) {
     const init: WorkerInit = {
       role: WORKER_ROLE,
       ring,
@@ -611,18 +619,29 @@ class ChunkWorker {
       blockBytes: blocks.blockBytes,
       state: this.#state.buffer as SharedArrayBuffer
     }
-    this.#worker = new Worker(workerSource(), { eval: true, workerData: init })
     this.started = new Promise((resolve, reject) => {
       this.#onStart = resolve
       this.#onStartFailed = reject
     })
     this.started.catch(ignore)
-    this.#worker.on('message', (reply: WorkerReply | 'ready') => {
+    const onReply = (reply: WorkerReply | 'ready'): void => {
       if (reply === 'ready') this.#onStart()
       else this.#waiting.shift()?.resolve(reply)
-    })
-    this.#worker.on('error', (err) => this.#fail(err))
-    this.#worker.on('exit', (code) => this.#fail(new Error(`the JSONL indexing worker stopped (exit code ${code})`)))
+    }
+    if (peer === undefined) {
+      const worker = new Worker(workerSource(), { eval: true, workerData: init })
+      worker.on('message', onReply)
+      worker.on('error', (err) => this.#fail(err))
+      worker.on('exit', (code) => this.#fail(new Error(`the JSONL indexing worker stopped (exit code ${code})`)))
+      this.#worker = worker
+      this.#port = worker
+    } else {
+      peer.on('message', onReply)
+      // The port closes when the worker's thread ends (or fails to start).
+      peer.on('close', () => this.#fail(new Error('the JSONL indexing worker stopped')))
+      peer.postMessage(init)
+      this.#port = peer
+    }
   }
 
   /** Whether the worker runs. */
@@ -654,14 +673,15 @@ class ChunkWorker {
 
   async close (): Promise<void> {
     this.#closed = true
-    await this.#worker.terminate()
+    if (this.#worker !== undefined) await this.#worker.terminate()
+    else (this.#port as MessagePort).close()
   }
 
   #ask (msg: number[]): Promise<WorkerReply> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken)
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject })
-      this.#worker.postMessage(msg)
+      this.#port.postMessage(msg)
     })
   }
 
@@ -678,10 +698,23 @@ function workerSource (): string {
   return workerBootstrap(import.meta.url)
 }
 
+/**
+ * Starts a chunk worker for a pass to come, in a thread of the caller's: the caller hands
+ * `port` to the pass (JsonlIndexOptions.chunkPort), possibly in another thread, and stops
+ * `worker` once the pass is over. Indexing a large file thus starts both of its threads at
+ * once, instead of the second only when the first is up and reading (index-worker.ts).
+ */
+export function startChunkWorker (): { worker: Worker, port: MessagePort } {
+  const { port1, port2 } = new MessageChannel()
+  const worker = new Worker(workerSource(), { eval: true, workerData: { role: WORKER_ROLE, port: port2 } satisfies PortedInit, transferList: [port2] })
+  return { worker, port: port1 }
+}
+
+interface PortedInit { role: typeof WORKER_ROLE, port: MessagePort }
+
 // The worker's side: 'ready' first, then an answer to each [slot, firstLine] in file order,
 // and the schema summary for [-1, ...] at the end.
-function serveChunks (init: WorkerInit): void {
-  const port = parentPort!
+function serveChunks (init: WorkerInit, port: MessagePort): void {
   const schema = new SchemaScanner()
   const ring = Buffer.from(init.ring)
   const blocks = new BlockTable(init.blocks, init.slotBytes, init.blockBytes)
@@ -697,5 +730,8 @@ function serveChunks (init: WorkerInit): void {
 }
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.role === WORKER_ROLE) {
-  serveChunks(workerData as WorkerInit)
+  const ported = (workerData as Partial<PortedInit>).port
+  // Started ahead of its pass (startChunkWorker): the pass sends its ring when it begins.
+  if (ported !== undefined) ported.once('message', (init: WorkerInit) => { serveChunks(init, ported) })
+  else serveChunks(workerData as WorkerInit, parentPort!)
 }

@@ -4,7 +4,8 @@ import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { indexJsonl, isJsonObject, openJsonlSource, type JsonlIndexOptions } from '../../src/sources/jsonl.js'
+import type { Worker } from 'node:worker_threads'
+import { indexJsonl, isJsonObject, openJsonlSource, startChunkWorker, type JsonlIndexOptions } from '../../src/sources/jsonl.js'
 import { OffsetIndex } from '../../src/sources/offset-index.js'
 import { createSchemaInferrer } from '../../src/codecs/schema-infer.js'
 import { summarySchema } from '../../src/codecs/schema-scan.js'
@@ -215,6 +216,40 @@ describe('the schema summary of the pass', () => {
       assert.equal(result.digest, sha256(Buffer.from(content)))
       assert.deepEqual(summarySchema(result.schema) ?? 'conflict', expected)
     }), { numRuns: 12 })
+  })
+
+  test('a chunk worker started ahead of the pass (startChunkWorker) takes part as one the pass starts', async (t) => {
+    const started: Worker[] = []
+    t.after(async () => { for (const w of started) await w.terminate() })
+    // mainBlocks 0: the pass waits for the worker, and leaves it every block but the lines
+    // that span two chunks, so the results below are the ported worker's.
+    const ported = (mainBlocks: number): JsonlIndexOptions => {
+      const { worker, port } = startChunkWorker()
+      started.push(worker)
+      return { ring: smallRing(mainBlocks), chunkPort: port }
+    }
+    await fc.assert(fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 120 }), fc.constantFrom(0, 1), async (lines, mainBlocks) => {
+      const content = lines.join('\n') + '\n'
+      const { file, idx } = await put(content)
+      const result = await indexJsonl(file, idx, ported(mainBlocks))
+      assert.equal(result.numRecords, lines.filter((l) => l.trim() !== '').length)
+      assert.equal(result.digest, sha256(Buffer.from(content)))
+      assert.deepEqual(summarySchema(result.schema) ?? 'conflict', inferred(content))
+    }), { numRuns: 6 })
+    const good = '{"a":"' + 'x'.repeat(50) + '"}'
+    for (const [bad, first] of [[[40], 41], [[69, 40], 41], [[199], 200]] as Array<[number[], number]>) {
+      const lines = new Array<string>(200).fill(good)
+      for (const i of bad) lines[i] = '{"a":[1,2}'.padEnd(good.length)
+      const message = await indexFailure(put, async (file, idx) => await indexJsonl(file, idx, ported(0)), lines.join('\n') + '\n')
+      assert.match(message, new RegExp(`^line ${first}: not valid JSON`))
+    }
+    // A small file needs no second thread: the pass closes the port it was given.
+    const { file, idx } = await put('{"a":1}\n')
+    const small = startChunkWorker()
+    started.push(small.worker)
+    const closed = new Promise((resolve) => small.port.once('close', resolve))
+    assert.equal((await indexJsonl(file, idx, { chunkPort: small.port })).numRecords, 1)
+    await closed
   })
 
   test('first-seen order across the threads', async () => {
