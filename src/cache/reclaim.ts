@@ -14,7 +14,7 @@
 // collection (at most once a second) malloc_trim gives their pages back (src/native/memory.c).
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
-import { memoryAddon } from '../native/addon.js'
+import { nativeAddon } from '../native/addon.js'
 
 const TRIM_INTERVAL_MS = 1000
 
@@ -50,7 +50,7 @@ function exposedGc (): GcFunction | null {
 
 /** malloc_trim, at most once per TRIM_INTERVAL_MS; a no-op without the addon. */
 function trimmer (): () => void {
-  const native = memoryAddon()
+  const native = nativeAddon()
   if ('error' in native) return () => {}
   let last = 0
   return () => {

@@ -15,6 +15,7 @@
 //   summaries merge exactly (types join, first-seen is the earliest line). A value that does
 //   not fit its column only marks the summary: the sequential inference finds and words it.
 import type { SchemaField } from '../store/registry.js'
+import { skipNumberRun } from './number-run.js'
 import { fieldsOf, foldValue, merge, newColumn, tracksFloat32, type Column, type ValueKind } from './schema-infer.js'
 
 /** A field as one scan saw it, with the 1-based line where it first appeared. */
@@ -370,11 +371,8 @@ function scanList (b: Buffer, p: number, end: number, m: Member): number {
     let c = b[p]!
     if (c === 0x2d || ((c - 0x30) >>> 0) <= 9) {
       if (!needKind && !needExact) {
-        // Feature vectors: numbers separated by bare commas, syntax only.
-        p = skipNumber(b, p)
-        while (p >= 0 && b[p] === 0x2c && ((c = b[p + 1]!) === 0x2d || ((c - 0x30) >>> 0) <= 9)) {
-          p = skipNumber(b, p + 1)
-        }
+        // Feature vectors: syntax only, the whole run of numbers at once (number-run.ts).
+        p = skipNumberRun(b, p, end)
         if (p < 0) return -1
       } else {
         const q = skipNumber(b, p)

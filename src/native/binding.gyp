@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "shardfeed_memory",
-      "sources": ["memory.c"],
+      "target_name": "shardfeed_native",
+      "sources": ["addon.c", "memory.c", "number-run.c"],
       "libraries": ["-ldl"]
     }
   ]

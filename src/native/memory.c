@@ -63,11 +63,11 @@ static napi_value MallocTrim(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
+napi_status register_memory(napi_env env, napi_value exports) {
   napi_value fn;
-  napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
-  napi_set_named_property(env, exports, "setMmapLimit", fn);
-  napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, MallocTrim, NULL, &fn);
-  napi_set_named_property(env, exports, "mallocTrim", fn);
-  return exports;
+  napi_status status = napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
+  if (status == napi_ok) status = napi_set_named_property(env, exports, "setMmapLimit", fn);
+  if (status == napi_ok) status = napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, MallocTrim, NULL, &fn);
+  if (status == napi_ok) status = napi_set_named_property(env, exports, "mallocTrim", fn);
+  return status;
 }

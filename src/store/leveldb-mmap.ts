@@ -2,7 +2,7 @@
 // tier's pages then stay in the page cache instead of the server's resident memory.
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { memoryAddon } from '../native/addon.js'
+import { nativeAddon } from '../native/addon.js'
 
 const require = createRequire(import.meta.url)
 
@@ -15,7 +15,7 @@ let outcome: { ok: true } | { ok: false, why: string } | undefined
  */
 export function disableLevelMmap (): { ok: true } | { ok: false, why: string } {
   if (outcome !== undefined) return outcome
-  const native = memoryAddon()
+  const native = nativeAddon()
   if ('error' in native) {
     outcome = { ok: false, why: native.error }
     return outcome
