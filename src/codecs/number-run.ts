@@ -65,4 +65,12 @@ export function nativeSkipNumberRun (): SkipNumberRun | undefined {
   return 'addon' in loaded && typeof loaded.addon.skipNumberRun === 'function' ? loaded.addon.skipNumberRun : undefined
 }
 
-export const skipNumberRun: SkipNumberRun = nativeSkipNumberRun() ?? skipNumberRunJs
+/**
+ * skipNumberRun: the addon's loop or the JavaScript one, picked at the first call. Loading the
+ * addon costs a fresh indexing thread ~5-10 ms, which a pass over npy, Parquet or CSV, or JSONL
+ * without number lists, need not pay.
+ */
+export let skipNumberRun: SkipNumberRun = function firstSkipNumberRun (b, p, end) {
+  skipNumberRun = nativeSkipNumberRun() ?? skipNumberRunJs
+  return skipNumberRun(b, p, end)
+}

@@ -7,8 +7,10 @@ import { nativeSkipNumberRun, skipNumberRun, skipNumberRunJs } from '../../src/c
 
 const native = nativeSkipNumberRun()
 
-test('the addon\'s loop is built, loaded and in use', () => {
+test('the addon\'s loop is built, loaded and in use from the first call on', () => {
   assert.ok(native !== undefined, 'src/native was not built (npm install builds it with node-gyp)')
+  const bytes = Buffer.from('1,2')
+  assert.equal(skipNumberRun(bytes, 0, 3), 3)
   assert.equal(skipNumberRun, native)
 })
 
