@@ -8,7 +8,7 @@ import path from 'node:path'
 import { boolFlag, numberFlag, parseFlags, type FlagSpec } from './lib/args.js'
 import { cpuBetween, cpuSnapshot, processCpuSec, waitForIdle } from './lib/cpu.js'
 import { cleanupAll, installCleanupHandlers, setKeepDirs, tempDir } from './lib/cleanup.js'
-import { profileMarkdown, summariseCpuProfile } from './lib/cpuprofile.js'
+import { profileMarkdown, profileThread, summariseCpuProfile } from './lib/cpuprofile.js'
 import { runLoad, type LoadResult } from './lib/loadgen.js'
 import { ensureNginx, startNginx } from './lib/nginx.js'
 import { startNodeStatic } from './lib/node-static.js'
@@ -309,7 +309,9 @@ async function main (): Promise<void> {
   await ngx.stop()
   await nodeStatic.stop()
 
-  // 7. Optional CPU profile of the server under the memory-tier json load.
+  // 7. Optional CPU profiles of the server: the memory-tier json load (its event loop), and
+  // a fresh server's JSONL registration and first cold json epoch (every thread), where the
+  // targets are furthest away.
   let profile: string | undefined
   if (withProfile) {
     const profDir = path.join(tmp, 'profile')
@@ -319,12 +321,26 @@ async function main (): Promise<void> {
     await runEpoch(s4.url, pathsJ0)
     const prof = await load('shardfeed memory json, under --cpu-prof', s4.url, interleave(pathsJ0), durationSec)
     await s4.stop()
-    const file = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'))
+    const file = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile') && f.split('.')[4] === '0')
     if (file === undefined) log('no .cpuprofile written')
     else {
       profile = `Profiled run (${connections} connections, ${durationSec} s): ${loadCell(prof)}.\n\n` + profileMarkdown(summariseCpuProfile(path.join(profDir, file), repoRoot, 20))
       log(`cpu profile: ${path.join(profDir, file)}`)
     }
+
+    const coldDir = path.join(tmp, 'profile-cold')
+    await mkdir(coldDir, { recursive: true })
+    const s5 = await startShardfeed({ ...baseEnv, CACHE_DIR: path.join(tmp, 'var-profile') }, { cwd: work, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${coldDir}`] })
+    const reg = await registerDataset(s5.url, { name: 'vec-jsonl', source: { format: 'jsonl', path: 'vectors.jsonl' }, batchSize: BATCH_SIZE, numShards: NUM_SHARDS, shuffle: true, seed: SEED })
+    const cold = await runEpoch(s5.url, shardfeedPaths(reg.descriptor, 0, 'json'))
+    await s5.stop()
+    const threads = (await readdir(coldDir)).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => {
+      const summary = summariseCpuProfile(path.join(coldDir, f), repoRoot, 12)
+      return { thread: profileThread(f, summary), summary }
+    })
+    const parts = threads.map(({ thread, summary }) => `#### ${thread}\n\n${profileMarkdown(summary)}`)
+    profile = `${profile ?? ''}\n\nA fresh server under --cpu-prof: JSONL registration ${reg.ms.toFixed(0)} ms, then cold json epoch 0 by 4 trainers ${(cold.wallMs / 1000).toFixed(2)} s (each thread below; V8's own GC and LevelDB threads are not in them).\n\n${parts.join('\n\n')}`
+    log(`cold-epoch profiles: ${coldDir}`)
   }
 
   // 8. The table.

@@ -79,6 +79,22 @@ export function profileMarkdown (s: ProfileSummary): string {
   return lines.join('\n')
 }
 
+/**
+ * The thread a `node --cpu-prof` file is of: its name is CPU.<date>.<time>.<pid>.<thread id>.
+ * <seq>.cpuprofile, thread 0 being the main thread (the event loop); a worker is named by what
+ * it runs, as its functions tell.
+ */
+export function profileThread (fileName: string, summary: ProfileSummary): string {
+  const threadId = fileName.split('.')[4]
+  if (threadId === '0') return 'main thread (event loop)'
+  const names = new Set(summary.functions.map((f) => f.name))
+  const files = summary.files.map((f) => f.name).join(' ')
+  if (names.has('takeBlocks') || names.has('serveChunks')) return `JSONL validating worker (thread ${threadId ?? '?'})`
+  if (files.includes('sources/jsonl') || files.includes('schema-scan') || names.has('indexJsonl')) return `indexing worker (thread ${threadId ?? '?'})`
+  if (files.includes('batch-builder') || files.includes('json-batch') || files.includes('arrow-batch')) return `build worker (thread ${threadId ?? '?'})`
+  return `worker (thread ${threadId ?? '?'})`
+}
+
 // `tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]` prints the summary.
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]).replace(/\.ts$/, '') === path.resolve(new URL(import.meta.url).pathname).replace(/\.ts$/, '')) {
   const file = process.argv[2]
