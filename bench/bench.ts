@@ -336,7 +336,7 @@ async function main (): Promise<void> {
     await s5.stop()
     const threads = (await readdir(coldDir)).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => {
       const summary = summariseCpuProfile(path.join(coldDir, f), repoRoot, 12)
-      return { thread: profileThread(f, summary), summary }
+      return { thread: profileThread(f, summariseCpuProfile(path.join(coldDir, f), repoRoot, 10_000)), summary }
     })
     const parts = threads.map(({ thread, summary }) => `#### ${thread}\n\n${profileMarkdown(summary)}`)
     profile = `${profile ?? ''}\n\nA fresh server under --cpu-prof: JSONL registration ${reg.ms.toFixed(0)} ms, then cold json epoch 0 by 4 trainers ${(cold.wallMs / 1000).toFixed(2)} s (each thread below; V8's own GC and LevelDB threads are not in them).\n\n${parts.join('\n\n')}`

@@ -82,17 +82,18 @@ export function profileMarkdown (s: ProfileSummary): string {
 /**
  * The thread a `node --cpu-prof` file is of: its name is CPU.<date>.<time>.<pid>.<thread id>.
  * <seq>.cpuprofile, thread 0 being the main thread (the event loop); a worker is named by what
- * it runs, as its functions tell.
+ * it ran, as the files of its functions tell (`summary` with every file, not a top few).
  */
 export function profileThread (fileName: string, summary: ProfileSummary): string {
-  const threadId = fileName.split('.')[4]
+  const threadId = fileName.split('.')[4] ?? '?'
   if (threadId === '0') return 'main thread (event loop)'
-  const names = new Set(summary.functions.map((f) => f.name))
-  const files = summary.files.map((f) => f.name).join(' ')
-  if (names.has('takeBlocks') || names.has('serveChunks')) return `JSONL validating worker (thread ${threadId ?? '?'})`
-  if (files.includes('sources/jsonl') || files.includes('schema-scan') || names.has('indexJsonl')) return `indexing worker (thread ${threadId ?? '?'})`
-  if (files.includes('batch-builder') || files.includes('json-batch') || files.includes('arrow-batch')) return `build worker (thread ${threadId ?? '?'})`
-  return `worker (thread ${threadId ?? '?'})`
+  const files = new Set(summary.files.map((f) => f.name))
+  const has = (part: string): boolean => [...files].some((f) => f.includes(part))
+  if (has('json-batch') || has('arrow-batch') || has('batch-builder')) return `build worker (thread ${threadId})`
+  // Both indexing threads validate; only the first reads and hashes the file.
+  const hashes = summary.functions.some((f) => f.name === 'update' && f.where.includes('crypto/hash'))
+  if (has('schema-scan')) return hashes ? `indexing worker: reads, hashes, validates (thread ${threadId})` : `indexing worker: validates (thread ${threadId})`
+  return `worker (thread ${threadId})`
 }
 
 // `tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]` prints the summary.
