@@ -158,7 +158,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
         if (await exists(indexPath)) await rm(tmpIndex, { force: true })
         else await rename(tmpIndex, indexPath)
         let st = await stat(filePath)
-        if (st.size !== before.size || st.mtimeMs !== before.mtimeMs || st.size !== result.bytes) {
+        if (st.size !== before.size || st.mtimeMs !== before.mtimeMs || st.ino !== before.ino || st.size !== result.bytes) {
           throw new AppError('SOURCE_INVALID', 'the source file changed while it was being indexed; register it again once it is complete')
         }
         if (download !== undefined) {
@@ -177,7 +177,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
           sourceDigest: result.digest,
           fingerprint: fingerprintOf(record.specKey, result.digest, PLAN_VERSION),
           indexPath,
-          sourceStat: { size: st.size, mtimeMs: st.mtimeMs },
+          sourceStat: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino },
           progress: { bytesDone: result.bytes, bytesTotal: result.bytes },
           schema: result.schema,
           ...(result.columns !== undefined ? { columns: result.columns } : {})

@@ -1,5 +1,7 @@
-// Notices a source file that changed after registration (size or mtime), so reads answer 409
-// SOURCE_CHANGED instead of mixing old and new bytes. The check costs one stat per dataset
+// Notices a source file that changed after registration (size, mtime, or another file put in
+// its place: most tools write a new file and rename it over the old one, and a copy that keeps
+// size and mtime, as `cp -p` or `rsync -t` make, would otherwise go unseen), so reads answer
+// 409 SOURCE_CHANGED instead of mixing old and new bytes. The check costs one stat per dataset
 // per second at most (not one per request), plus one after each build, before the built batch
 // is cached.
 import { statSync } from 'node:fs'
@@ -22,6 +24,7 @@ function problemOf (record: DatasetRecord): string | undefined {
     const st = statSync(record.filePath)
     if (st.size !== expected.size) return `its size changed from ${expected.size} to ${st.size} bytes`
     if (st.mtimeMs !== expected.mtimeMs) return 'it was modified (mtime changed)'
+    if (expected.ino !== undefined && st.ino !== expected.ino) return 'another file was put in its place (inode changed)'
     return undefined
   } catch {
     return 'it can no longer be read (moved or deleted?)'

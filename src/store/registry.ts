@@ -53,8 +53,11 @@ export interface DatasetRecord {
   indexPath?: string
   /** CSV header names. */
   columns?: string[]
-  /** Size and mtime of the source when it was indexed. */
-  sourceStat?: { size: number, mtimeMs: number }
+  /**
+   * Size, mtime and inode of the source when it was indexed (`ino` is missing from records
+   * written before it was kept).
+   */
+  sourceStat?: { size: number, mtimeMs: number, ino?: number }
   schema?: { fields: SchemaField[] }
 }
 

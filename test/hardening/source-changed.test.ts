@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { appendFile, utimes, rm } from 'node:fs/promises'
+import { appendFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { buildTestApp, jsonlRecords } from '../helper.js'
 import { createSourceGuard } from '../../src/datasets/source-guard.js'
@@ -44,4 +44,31 @@ test('the guard stats at most once per interval, and notices mtime and deletion'
   assert.throws(() => { guard.check(record) }, /modified/)
   await rm(file)
   assert.throws(() => { guard.verify(record) }, /can no longer be read/)
+})
+
+test('a file of the same size and mtime renamed over the source is SOURCE_CHANGED too', async (t) => {
+  const h = await buildTestApp(t, { PREFETCH_BATCHES: '0' })
+  await h.writeData('d.jsonl', '{"id":1}\n{"id":2}\n')
+  // A whole second, so that the copy below can be given exactly the same mtime.
+  const when = Math.floor(Date.now() / 1000) - 60
+  const file = path.join(h.dataRoot, 'd.jsonl')
+  await utimes(file, when, when)
+  const reg = await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 1, numShards: 1 } })
+  assert.equal(reg.statusCode, 201)
+  assert.equal((await h.app.inject({ method: 'GET', url: '/datasets/d/shards/0/batches/0' })).statusCode, 200)
+  // What `rsync -t` or `cp -p` to a temp name and a rename make: other bytes, same size and mtime.
+  const before = await stat(file)
+  const tmp = path.join(h.dataRoot, 'd.jsonl.tmp')
+  await writeFile(tmp, '{"id":3}\n{"id":4}\n')
+  await utimes(tmp, when, when)
+  await rename(tmp, file)
+  const after = await stat(file)
+  assert.equal(after.size, before.size)
+  assert.equal(after.mtimeMs, before.mtimeMs)
+  assert.notEqual(after.ino, before.ino)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const res = await h.app.inject({ method: 'GET', url: '/datasets/d/shards/0/batches/1' })
+  assert.equal(res.statusCode, 409)
+  assert.equal(res.json().code, 'SOURCE_CHANGED')
+  assert.match(res.json().message, /another file was put in its place/)
 })
