@@ -19,6 +19,7 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * MiB }),
   MEMORY_CACHE_BYTES: Type.Integer({ minimum: 0, default: 256 * MiB }),
   DISK_CACHE_BYTES: Type.Integer({ minimum: 0, default: 4096 * MiB }),
+  DISK_WRITE_QUEUE_BYTES: Type.Integer({ minimum: 1, default: 8 * MiB }),
   PREFETCH_BATCHES: Type.Integer({ minimum: 0, maximum: 64, default: 4 }),
   BUILD_WORKERS: Type.Integer({ minimum: 0, maximum: 64, default: 1 }),
   ADMIN_TOKEN: Type.String({ default: '' }),
@@ -41,6 +42,7 @@ export interface Config {
   bodyLimitBytes: number
   memoryCacheBytes: number
   diskCacheBytes: number
+  diskWriteQueueBytes: number
   prefetchBatches: number
   /** Worker threads that build batches; 0 builds on the event loop. */
   buildWorkers: number
@@ -78,6 +80,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     memoryCacheBytes: raw.MEMORY_CACHE_BYTES,
     diskCacheBytes: raw.DISK_CACHE_BYTES,
+    diskWriteQueueBytes: raw.DISK_WRITE_QUEUE_BYTES,
     prefetchBatches: raw.PREFETCH_BATCHES,
     buildWorkers: raw.BUILD_WORKERS,
     adminToken: raw.ADMIN_TOKEN,

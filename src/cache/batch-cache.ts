@@ -48,6 +48,8 @@ export interface BatchCacheOptions {
   maxConcurrentBuilds?: number
   /** Worker threads that build batches (0: build on the event loop). */
   buildWorkers?: number
+  /** Bytes of batches that may wait for their disk-tier write (default 8 MiB). */
+  diskWriteQueueBytes?: number
 }
 
 export interface BatchCache {
@@ -100,6 +102,7 @@ interface Job { req: BatchRequest, plan: PlanSpec, numBatches: number, key: stri
 
 export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const { metrics, log } = opts
+  const writeQueueMaxBytes = opts.diskWriteQueueBytes ?? WRITE_QUEUE_MAX_BYTES
   const builder = createBuildPool(opts.buildWorkers ?? 0)
   const memory = createMemoryTier(opts.memoryBytes, metrics)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
@@ -153,7 +156,10 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
 
   function writeBehind (key: string, entry: CachedBatch): void {
     // A disk that cannot keep up loses cache entries, never memory: past the bound, skip.
-    if (writeQueueBytes + entry.body.length > WRITE_QUEUE_MAX_BYTES) return
+    if (writeQueueBytes + entry.body.length > writeQueueMaxBytes) {
+      metrics.diskWritesSkipped.inc()
+      return
+    }
     writeQueue.push([key, entry])
     writeQueueBytes += entry.body.length
     writer ??= drainWrites().finally(() => { writer = undefined })

@@ -11,6 +11,7 @@ export interface CacheMetrics {
   evictions: Counter<'tier'>
   corrupt: Counter
   diskReads: Counter
+  diskWritesSkipped: Counter
   diskWriteErrors: Counter
   buildSeconds: Histogram<'format'>
   readAheadHits: Counter
@@ -30,6 +31,7 @@ export function createCacheMetrics (): CacheMetrics {
     entries: new Gauge({ name: 'shardfeed_cache_entries', help: 'Batches held by a tier', labelNames: ['tier'], registers }),
     evictions: new Counter({ name: 'shardfeed_cache_evictions_total', help: 'Batches evicted to keep a tier within its bound', labelNames: ['tier'], registers }),
     diskReads: new Counter({ name: 'shardfeed_cache_disk_reads_total', help: 'LevelDB reads of disk-tier entries (requests for one entry at once share a read)', registers }),
+    diskWritesSkipped: new Counter({ name: 'shardfeed_cache_disk_writes_skipped_total', help: 'Batches served but not written to the disk tier, its write queue being full (DISK_WRITE_QUEUE_BYTES)', registers }),
     corrupt: new Counter({ name: 'shardfeed_cache_corrupt_total', help: 'Disk-tier entries that failed their checksum and were dropped', registers }),
     diskWriteErrors: new Counter({ name: 'shardfeed_cache_disk_write_errors_total', help: 'Disk-tier writes that failed (the batch was still served)', registers }),
     buildSeconds: new Histogram({

@@ -35,6 +35,7 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
     db,
     memoryBytes: config.memoryCacheBytes,
     diskBytes: config.diskCacheBytes,
+    diskWriteQueueBytes: config.diskWriteQueueBytes,
     prefetchBatches: config.prefetchBatches,
     buildWorkers: config.buildWorkers,
     metrics,

@@ -80,6 +80,27 @@ test('requests for one disk-tier batch at once share one LevelDB read (hit path 
   assert.equal(await reads() - before, 2)
 })
 
+test('a batch that finds the disk-tier write queue full is served, counted and not written', async (t) => {
+  // A queue of one byte holds no batch: every build is served from memory and skipped on disk.
+  const h = await setup(t, { PREFETCH_BATCHES: '0', DISK_WRITE_QUEUE_BYTES: '1' })
+  for (const i of [0, 1, 2]) assert.equal((await h.app.inject({ method: 'GET', url: url(0, i) })).headers['x-cache'], 'miss')
+  await h.app.services.batches.settle()
+  assert.equal(await metric(h.app, 'shardfeed_cache_disk_writes_skipped_total'), 3)
+  assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'disk' }), 0)
+  assert.equal((await h.app.inject({ method: 'GET', url: url(0, 1) })).headers['x-cache'], 'memory')
+  // After a restart nothing of them is on disk: they are built again.
+  const app = await h.restart()
+  assert.equal((await app.inject({ method: 'GET', url: url(0, 1) })).headers['x-cache'], 'miss')
+})
+
+test('with the default queue nothing is skipped', async (t) => {
+  const h = await setup(t, { PREFETCH_BATCHES: '0' })
+  for (const i of [0, 1, 2]) await h.app.inject({ method: 'GET', url: url(0, i) })
+  await h.app.services.batches.settle()
+  assert.equal(await metric(h.app, 'shardfeed_cache_disk_writes_skipped_total'), 0)
+  assert.equal(await metric(h.app, 'shardfeed_cache_entries', { tier: 'disk' }), 3)
+})
+
 test('read-ahead warms the next batches of the rank', async (t) => {
   const h = await setup(t, { PREFETCH_BATCHES: '3' })
   await h.app.inject({ method: 'GET', url: url(0, 0, 1) })
@@ -196,7 +217,7 @@ test('/metrics exposes the cache and process metrics in Prometheus text', async 
   assert.equal(res.statusCode, 200)
   assert.match(res.headers['content-type'] as string, /^text\/plain/)
   for (const name of ['shardfeed_cache_hits_total{tier="memory"} 1', 'shardfeed_cache_misses_total', 'shardfeed_cache_bytes', 'shardfeed_cache_entries',
-    'shardfeed_cache_evictions_total', 'shardfeed_cache_disk_reads_total', 'shardfeed_batch_build_seconds_bucket', 'shardfeed_readahead_hits_total', 'shardfeed_inflight_builds', 'process_resident_memory_bytes']) {
+    'shardfeed_cache_evictions_total', 'shardfeed_cache_disk_reads_total', 'shardfeed_cache_disk_writes_skipped_total', 'shardfeed_batch_build_seconds_bucket', 'shardfeed_readahead_hits_total', 'shardfeed_inflight_builds', 'process_resident_memory_bytes']) {
     assert.ok(res.body.includes(name), name)
   }
 })
