@@ -66,3 +66,11 @@ test('aborting the worker pair ends both threads', async () => {
   await assert.rejects(indexSourceInWorker('jsonl', file, idx, { signal: controller.signal, onProgress: () => { controller.abort() } }), { name: 'AbortError' })
   assert.ok(await settledThreads(baseline) <= baseline, 'both indexing threads ended')
 })
+
+test('a large JSONL file bad on its first line fails at once, and both threads end', async () => {
+  const baseline = threads()
+  const { text } = largeJsonl(0)
+  const { file, idx } = await files.put(text)
+  await assert.rejects(indexSourceInWorker('jsonl', file, idx), isAppError('SOURCE_INVALID', /^line 1: not valid JSON/))
+  assert.ok(await settledThreads(baseline) <= baseline, 'both indexing threads ended')
+})
