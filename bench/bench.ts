@@ -335,8 +335,9 @@ async function main (): Promise<void> {
     const cold = await runEpoch(s5.url, shardfeedPaths(reg.descriptor, 0, 'json'))
     await s5.stop()
     const threads = (await readdir(coldDir)).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => {
-      const summary = summariseCpuProfile(path.join(coldDir, f), repoRoot, 12)
-      return { thread: profileThread(f, summariseCpuProfile(path.join(coldDir, f), repoRoot, 10_000)), summary }
+      // Every function and file names the thread; the output shows the top 12 of each.
+      const full = summariseCpuProfile(path.join(coldDir, f), repoRoot, 10_000)
+      return { thread: profileThread(f, full), summary: { ...full, functions: full.functions.slice(0, 12), files: full.files.slice(0, 12) } }
     })
     const parts = threads.map(({ thread, summary }) => `#### ${thread}\n\n${profileMarkdown(summary)}`)
     profile = `${profile ?? ''}\n\nA fresh server under --cpu-prof: JSONL registration ${reg.ms.toFixed(0)} ms, then cold json epoch 0 by 4 trainers ${(cold.wallMs / 1000).toFixed(2)} s (each thread below; V8's own GC and LevelDB threads are not in them).\n\n${parts.join('\n\n')}`

@@ -87,8 +87,8 @@ export function profileMarkdown (s: ProfileSummary): string {
 export function profileThread (fileName: string, summary: ProfileSummary): string {
   const threadId = fileName.split('.')[4] ?? '?'
   if (threadId === '0') return 'main thread (event loop)'
-  const files = new Set(summary.files.map((f) => f.name))
-  const has = (part: string): boolean => [...files].some((f) => f.includes(part))
+  const files = summary.files.map((f) => f.name)
+  const has = (part: string): boolean => files.some((f) => f.includes(part))
   if (has('json-batch') || has('arrow-batch') || has('batch-builder')) return `build worker (thread ${threadId})`
   // Both indexing threads validate; only the first reads and hashes the file.
   const hashes = summary.functions.some((f) => f.name === 'update' && f.where.includes('crypto/hash'))
