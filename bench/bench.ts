@@ -20,8 +20,8 @@ import { runEpoch, sampleTiers, type EpochRun } from './lib/trainers.js'
 const FLAGS: FlagSpec[] = [
   { name: 'records', env: 'BENCH_RECORDS', help: 'records in the synthetic dataset (default 50000; 5000 with --quick)' },
   { name: 'quick', env: 'BENCH_QUICK', boolean: true, help: 'smoke run: 5000 records, 3 s loads, 1 cold repeat, RESULTS.md untouched' },
-  { name: 'duration', env: 'BENCH_DURATION', help: 'seconds of warm load per target, split into rounds (default 12; 4 with --quick)' },
-  { name: 'rounds', env: 'BENCH_ROUNDS', help: 'warm load rounds; each runs every target once (default 3; 2 with --quick)' },
+  { name: 'duration', env: 'BENCH_DURATION', help: 'seconds of warm load per target, split into rounds (default 20; 4 with --quick)' },
+  { name: 'rounds', env: 'BENCH_ROUNDS', help: 'warm load rounds; each runs every target once (default 5; 2 with --quick)' },
   { name: 'connections', env: 'BENCH_CONNECTIONS', help: 'load generator connections (default 32)' },
   { name: 'repeats', env: 'BENCH_REPEATS', help: 'cold epochs per target; the median is reported (default 3; 1 with --quick)' },
   { name: 'prefetch0', env: 'BENCH_PREFETCH0', boolean: true, help: 'also run cold epochs with PREFETCH_BATCHES=0 (default on)' },
@@ -121,8 +121,8 @@ async function main (): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), FLAGS, 'usage: npm run bench -- [flags]')
   const quick = boolFlag(flags, 'quick', false)
   const numRecords = Math.floor(numberFlag(flags, 'records', quick ? 5000 : 50000, 1))
-  const durationSec = numberFlag(flags, 'duration', quick ? 4 : 12, 1)
-  const rounds = Math.floor(numberFlag(flags, 'rounds', quick ? 2 : 3, 1))
+  const durationSec = numberFlag(flags, 'duration', quick ? 4 : 20, 1)
+  const rounds = Math.floor(numberFlag(flags, 'rounds', quick ? 2 : 5, 1))
   const roundSec = Math.max(1, Math.round(durationSec / rounds))
   const connections = Math.floor(numberFlag(flags, 'connections', 32, 1))
   const repeats = Math.floor(numberFlag(flags, 'repeats', quick ? 1 : 3, 1))
