@@ -28,6 +28,6 @@ VOLUME ["/data", "/var/lib/shardfeed"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-# --max-semi-space-size=1 --heap-growing-percent=100: a small young generation, and an old
-# generation that at most doubles between major collections (see README, "Memory").
-CMD ["node", "--max-semi-space-size=1", "--heap-growing-percent=100", "dist/src/server.js"]
+# --max-semi-space-size=1 --heap-growing-percent=50: a small young generation, and an old
+# generation that grows by at most half between major collections (see README, "Memory").
+CMD ["node", "--max-semi-space-size=1", "--heap-growing-percent=50", "dist/src/server.js"]

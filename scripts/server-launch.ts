@@ -3,8 +3,8 @@
 // and the benchmark's child processes, so both measure the server as it is shipped.
 import { createServer } from 'node:net'
 
-/** `--max-semi-space-size=1 --heap-growing-percent=100`: see README, "Memory". */
-export const SERVER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=100']
+/** `--max-semi-space-size=1 --heap-growing-percent=50`: see README, "Memory". */
+export const SERVER_NODE_ARGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=50']
 /** MALLOC_ARENA_MAX=2: threads share malloc arenas instead of growing one each. */
 export const SERVER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
 

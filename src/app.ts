@@ -15,6 +15,9 @@ import healthRoutes from './routes/health.js'
 import datasetRoutes from './routes/datasets.js'
 import batchRoutes from './routes/batches.js'
 import metricsRoutes from './routes/metrics.js'
+import { createBodyReleaser, type BodyReleaser } from './cache/body-release.js'
+import { nativeAddon } from './native/addon.js'
+import { createTrimmer } from './cache/reclaim.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -23,12 +26,28 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
 }
 
+/**
+ * Frees the bodies the caches let go of once no request is sending them (needs the addon).
+ * Bodies that would wait longer than the memory tier lets dead bodies pile up (a sixteenth
+ * of it, 8 to 32 MiB) are left to the collector. Freed bodies leave holes in malloc's heaps,
+ * which glibc is asked to give back (at most once a second).
+ */
+function bodyReleaser (config: Config): BodyReleaser {
+  const native = nativeAddon()
+  return createBodyReleaser({
+    detach: 'error' in native ? undefined : native.addon.detachBuffer,
+    maxWaitingBytes: Math.min(32 << 20, Math.max(8 << 20, Math.floor(config.memoryCacheBytes / 16))),
+    onFreed: createTrimmer()
+  })
+}
+
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const hitPath: HitPathSlot = { answer: undefined }
   const genReqId = createReqIds()
+  const releaser = bodyReleaser(config)
   const app = Fastify({
     // Memory-tier hits are answered by the server itself, before Fastify (plugins/hit-path.ts).
-    serverFactory: hitPathServerFactory(hitPath),
+    serverFactory: hitPathServerFactory(hitPath, releaser),
     genReqId,
     // Tokens travel in Authorization; the default serializers never log headers, and the
     // redaction makes sure a custom log line cannot either.
@@ -49,7 +68,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(swaggerPlugin)
   await app.register(loadSheddingPlugin, { config })
   await app.register(authPlugin, { config })
-  await app.register(storePlugin, { config })
+  await app.register(storePlugin, { config, releaser })
   await app.register(healthRoutes)
   await app.register(datasetRoutes)
   await app.register(batchRoutes)

@@ -16,6 +16,7 @@ import { createMemoryTier, type CachedBatch } from './memory-tier.js'
 import { createDiskTier } from './disk-tier.js'
 import type { CacheMetrics } from './metrics.js'
 import type { SourceGuard } from '../datasets/source-guard.js'
+import { createBodyReleaser, type BodyReleaser } from './body-release.js'
 
 export type CacheTier = 'memory' | 'disk' | 'miss'
 
@@ -50,6 +51,11 @@ export interface BatchCacheOptions {
   buildWorkers?: number
   /** Bytes of batches that may wait for their disk-tier write (default 8 MiB). */
   diskWriteQueueBytes?: number
+  /**
+   * Frees the bodies the tiers let go of once no request is sending them; the server opens a
+   * ticket per request on it (plugins/hit-path.ts). Default: none is freed early.
+   */
+  releaser?: BodyReleaser
 }
 
 export interface BatchCache {
@@ -104,7 +110,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   const { metrics, log } = opts
   const writeQueueMaxBytes = opts.diskWriteQueueBytes ?? WRITE_QUEUE_MAX_BYTES
   const builder = createBuildPool(opts.buildWorkers ?? 0)
-  const memory = createMemoryTier(opts.memoryBytes, metrics)
+  const releaser = opts.releaser ?? createBodyReleaser({ detach: undefined, maxWaitingBytes: 0 })
+  const memory = createMemoryTier(opts.memoryBytes, metrics, releaser)
   const disk = createDiskTier(opts.db, opts.diskBytes, metrics, log)
   const inflight = new Map<string, Promise<{ entry: CachedBatch, tier: CacheTier }>>()
   // Disk-tier reads under way, one per key, shared by loads and the hit path (peekCached):
@@ -144,6 +151,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     try {
       const { req } = job
       const built = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
+      // A worker's batch arrives in a buffer of its own, which may be freed early.
+      if (built.stored !== undefined) releaser.adopt(built.stored)
       // A file rewritten while the batch was read must not leave a mixed batch in a cache.
       opts.guard.verify(req.record)
       return built
@@ -162,6 +171,8 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     }
     writeQueue.push([key, entry])
     writeQueueBytes += entry.body.length
+    // Not freed before LevelDB has it, even if the memory tier lets go of it meanwhile.
+    releaser.pin(entry.body)
     writer ??= drainWrites().finally(() => { writer = undefined })
   }
 
@@ -174,6 +185,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
       const chunk = writeQueue.splice(0, n)
       writeQueueBytes -= bytes
       await disk.putMany(chunk).catch((err) => log.warn({ err }, 'disk tier: write failed'))
+      for (const [, entry] of chunk) releaser.unpin(entry.body)
     }
   }
 
@@ -263,7 +275,11 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
   function readDisk (key: string): Promise<CachedBatch | undefined> {
     let r = reads.get(key)
     if (r !== undefined) return r
-    r = disk.get(key)
+    // A disk-tier read is a buffer of its own (LevelDB's copy), which may be freed early.
+    r = disk.get(key).then((entry) => {
+      if (entry?.stored !== undefined) releaser.adopt(entry.stored)
+      return entry
+    })
     metrics.diskReads.inc()
     reads.set(key, r)
     r.finally(() => reads.delete(key)).catch(() => {})
@@ -347,6 +363,7 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
         if (key.startsWith(prefix)) {
           writeQueue.splice(k, 1)
           writeQueueBytes -= entry.body.length
+          releaser.unpin(entry.body)
         }
       }
       await writer

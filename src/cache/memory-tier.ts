@@ -3,6 +3,7 @@
 import { LRUCache } from 'lru-cache'
 import type { CacheMetrics } from './metrics.js'
 import { createReclaimer } from './reclaim.js'
+import type { BodyReleaser } from './body-release.js'
 
 export interface CachedBatch {
   body: Buffer
@@ -24,11 +25,12 @@ const VIEW_SLACK = 1024
  * pool and views may pin a larger allocation: the tier would then hold far more memory than
  * it counts.
  */
-function ownBytes (entry: CachedBatch): CachedBatch {
+function ownBytes (entry: CachedBatch, releaser: BodyReleaser): CachedBatch {
   const { body } = entry
   if (body.buffer.byteLength <= body.byteLength + VIEW_SLACK) return entry
   const own = Buffer.allocUnsafeSlow(body.byteLength)
   body.copy(own)
+  releaser.adopt(own)
   const { stored: _dropped, ...rest } = entry
   return { ...rest, body: own }
 }
@@ -46,19 +48,27 @@ export interface MemoryTier {
   readonly size: number
 }
 
-export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): MemoryTier {
+/**
+ * `releaser` frees the bodies the tier lets go of once no response is sending them
+ * (body-release.ts); those it cannot free wait for the collector, which the reclaimer hastens.
+ */
+export function createMemoryTier (maxBytes: number, metrics: CacheMetrics, releaser: BodyReleaser): MemoryTier {
   if (maxBytes <= 0) {
-    // MEMORY_CACHE_BYTES=0 turns the tier off (e.g. to measure the disk tier alone).
-    return { get: () => undefined, has: () => false, set: () => {}, deletePrefix: () => {}, size: 0 }
+    // MEMORY_CACHE_BYTES=0 turns the tier off (e.g. to measure the disk tier alone): it lets
+    // go of every body at once.
+    return { get: () => undefined, has: () => false, set: (_key, entry) => { releaser.retire(entry.body) }, deletePrefix: () => {}, size: 0 }
   }
-  // Dead bodies wait for a major collection; one per sixteenth of the tier evicted (2..32 MiB)
-  // keeps them a small surplus over the bound without collecting all the time.
+  // Dead bodies the releaser cannot free wait for a major collection; one per sixteenth of the
+  // tier evicted that way (2..32 MiB) keeps them a small surplus over the bound without
+  // collecting all the time.
   const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
     sizeCalculation: footprint,
     dispose: (value, _key, reason) => {
       if (reason === 'evict') metrics.evictions.inc({ tier: 'memory' })
+      // Not on 'set': the entry that replaces it may hold the same body.
+      if ((reason === 'evict' || reason === 'delete') && releaser.retire(value.body)) return
       reclaimer.released(value.body.buffer.byteLength)
     }
   })
@@ -71,8 +81,13 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics): Memo
     has: (key) => lru.has(key),
     set (key, entry) {
       // A batch larger than the whole tier is not cached (lru-cache would refuse it anyway).
-      const own = ownBytes(entry)
-      if (footprint(own) > maxBytes) return
+      const own = ownBytes(entry, releaser)
+      if (footprint(own) > maxBytes) {
+        releaser.retire(own.body)
+        return
+      }
+      // A body let go of earlier may come back (a request that shared its read puts it back).
+      releaser.keep(own.body)
       lru.set(key, own)
       publish()
     },

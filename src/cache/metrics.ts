@@ -19,10 +19,31 @@ export interface CacheMetrics {
   inflightBuilds: Gauge
 }
 
-export function createCacheMetrics (): CacheMetrics {
+/** Figures kept elsewhere, read at each scrape. */
+export interface MetricSources {
+  /** Bodies the tiers let go of whose memory was freed at once (body-release.ts). */
+  bodiesFreed?: () => number
+}
+
+export function createCacheMetrics (sources: MetricSources = {}): CacheMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
+  const { bodiesFreed } = sources
+  if (bodiesFreed !== undefined) {
+    let seen = 0
+    // eslint-disable-next-line no-new -- registered on the registry, read through it
+    new Counter({
+      name: 'shardfeed_cache_bodies_freed_total',
+      help: 'Batch bodies the tiers let go of that were freed as soon as no response was sending them, rather than by the garbage collector',
+      registers,
+      collect () {
+        const now = bodiesFreed()
+        this.inc(now - seen)
+        seen = now
+      }
+    })
+  }
   return {
     registry,
     hits: new Counter({ name: 'shardfeed_cache_hits_total', help: 'Batches answered by a cache tier', labelNames: ['tier'], registers }),

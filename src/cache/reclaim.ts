@@ -1,4 +1,5 @@
-// Gives memory of evicted batches back sooner than V8 would on its own.
+// Gives memory of evicted batches back sooner than V8 would on its own: for the bodies that
+// body-release.ts cannot free at once (not adopted, or too many waiting behind a request).
 //
 // A batch body lives outside the JS heap (an ArrayBuffer backing store), and it is only freed
 // when the garbage collector finds its Buffer dead. A memory-tier entry lives long enough to
@@ -48,8 +49,11 @@ function exposedGc (): GcFunction | null {
   return gcFunction
 }
 
-/** malloc_trim, at most once per TRIM_INTERVAL_MS; a no-op without the addon. */
-function trimmer (): () => void {
+/**
+ * malloc_trim, at most once per TRIM_INTERVAL_MS; a no-op without the addon. Called after
+ * memory was freed: after a collection here, and as body-release.ts frees bodies.
+ */
+export function createTrimmer (): () => void {
   const native = nativeAddon()
   if ('error' in native) return () => {}
   let last = 0
@@ -63,7 +67,7 @@ function trimmer (): () => void {
 
 export function createReclaimer (thresholdBytes: number): Reclaimer {
   const gc = thresholdBytes > 0 ? exposedGc() : null
-  const trim = gc !== null ? trimmer() : () => {}
+  const trim = gc !== null ? createTrimmer() : () => {}
   let pending = 0
   let running = false
   let collections = 0

@@ -12,6 +12,7 @@ const require = createRequire(import.meta.url)
 export interface NativeAddon {
   setMmapLimit: (bindingPath: string, limit: number) => boolean
   mallocTrim: () => boolean
+  detachBuffer: (buffer: ArrayBuffer) => boolean
   skipNumberRun: (bytes: Uint8Array, p: number, end: number) => number
 }
 

@@ -1,4 +1,5 @@
-// Two controls over the server's resident memory that JavaScript cannot reach.
+// Controls over the server's resident memory that JavaScript cannot reach: LevelDB's mmap limit,
+// malloc_trim and detaching a buffer (each described where it is defined).
 //
 // setMmapLimit: how many LevelDB table files the process may memory-map (LevelDB's default
 // is 1000).
@@ -63,11 +64,38 @@ static napi_value MallocTrim(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// detachBuffer(arrayBuffer): detaches it, which frees its memory now (when nothing else holds
+// its backing store) instead of at a later garbage collection; true when it was detached.
+// Every view of it then reads as empty. src/cache/body-release.ts says when that is safe.
+static napi_value DetachBuffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  bool is_ab = false;
+  bool detached = false;
+  bool ok = false;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1 && napi_is_arraybuffer(env, argv[0], &is_ab) == napi_ok && is_ab &&
+      napi_is_detached_arraybuffer(env, argv[0], &detached) == napi_ok && !detached) {
+    ok = napi_detach_arraybuffer(env, argv[0]) == napi_ok;
+  }
+  if (!ok) {
+    // A buffer V8 marks as not detachable is refused with an exception: it simply stays.
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 napi_status register_memory(napi_env env, napi_value exports) {
   napi_value fn;
   napi_status status = napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
   if (status == napi_ok) status = napi_set_named_property(env, exports, "setMmapLimit", fn);
   if (status == napi_ok) status = napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, MallocTrim, NULL, &fn);
   if (status == napi_ok) status = napi_set_named_property(env, exports, "mallocTrim", fn);
+  if (status == napi_ok) status = napi_create_function(env, "detachBuffer", NAPI_AUTO_LENGTH, DetachBuffer, NULL, &fn);
+  if (status == napi_ok) status = napi_set_named_property(env, exports, "detachBuffer", fn);
   return status;
 }

@@ -7,14 +7,21 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { Config } from '../config.js'
 import { createHitPath, type HitPath } from '../routes/batch-hits.js'
+import type { BodyReleaser } from '../cache/body-release.js'
 
 /** Where the server looks for the hit path; empty until the app is ready. */
 export interface HitPathSlot { answer: HitPath | undefined }
 
-export function hitPathServerFactory (slot: HitPathSlot): FastifyServerFactory {
+/**
+ * The HTTP server: the hit path first, then Fastify. Every request holds a ticket of
+ * `releaser` until its response closes, so that no body it may send is freed under it.
+ */
+export function hitPathServerFactory (slot: HitPathSlot, releaser: BodyReleaser): FastifyServerFactory {
   return function createServer (handler, rawOptions) {
     const options = rawOptions as { keepAliveTimeout: number, requestTimeout: number, connectionTimeout: number, maxRequestsPerSocket?: number }
     const server = http.createServer(function onRequest (req, res) {
+      const ticket = releaser.open()
+      res.once('close', function closeTicket () { releaser.close(ticket) })
       const answer = slot.answer
       if (answer === undefined) handler(req, res)
       else answer(req, res, handler)

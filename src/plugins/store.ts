@@ -9,6 +9,7 @@ import { createRegistrar, type Registrar } from '../datasets/registrar.js'
 import { createBatchCache, type BatchCache } from '../cache/batch-cache.js'
 import { createCacheMetrics, type CacheMetrics } from '../cache/metrics.js'
 import { createSourceGuard } from '../datasets/source-guard.js'
+import type { BodyReleaser } from '../cache/body-release.js'
 
 export interface Services {
   config: Config
@@ -24,13 +25,13 @@ declare module 'fastify' {
   }
 }
 
-async function storePlugin (app: FastifyInstance, opts: { config: Config }): Promise<void> {
+async function storePlugin (app: FastifyInstance, opts: { config: Config, releaser?: BodyReleaser }): Promise<void> {
   const { config } = opts
   const db = await openDb(config.cacheDir, (why) => {
     app.log.warn(`LevelDB memory-maps its table files (${why}): the disk tier's pages will count in this process's RSS; run npm install to build the addon`)
   }, config.diskCacheBytes)
   const registrar = createRegistrar(config, createRegistry(db), app.log)
-  const metrics = createCacheMetrics()
+  const metrics = createCacheMetrics(opts.releaser !== undefined ? { bodiesFreed: () => opts.releaser!.freed } : {})
   const batches = createBatchCache({
     db,
     memoryBytes: config.memoryCacheBytes,
@@ -40,7 +41,8 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config }): Pro
     buildWorkers: config.buildWorkers,
     metrics,
     log: app.log,
-    guard: createSourceGuard()
+    guard: createSourceGuard(),
+    ...(opts.releaser !== undefined ? { releaser: opts.releaser } : {})
   })
   await batches.open()
   app.decorate('services', { config, db, registrar, batches, metrics })
