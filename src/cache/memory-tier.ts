@@ -4,6 +4,7 @@ import { LRUCache } from 'lru-cache'
 import type { CacheMetrics } from './metrics.js'
 import { createReclaimer } from './reclaim.js'
 import type { BodyReleaser } from './body-release.js'
+import { nativeAddon } from '../native/addon.js'
 
 export interface CachedBatch {
   body: Buffer
@@ -49,6 +50,20 @@ export interface MemoryTier {
 }
 
 /**
+ * Tells V8 not to count `bytes` (negative: to count them again) toward starting a major
+ * collection. V8 starts one whenever ArrayBuffer memory grows by ~64 MiB, which a filling
+ * tier does every ~64 MiB it caches although no collection can free what it holds: while a
+ * 256 MiB tier filled, those collections cost ~0.2 core-s per 69 MiB epoch of json batches
+ * (V8's marking threads). A no-op without the addon.
+ */
+function externalAccounting (): (bytes: number) => void {
+  const native = nativeAddon()
+  if ('error' in native) return () => {}
+  const adjust = native.addon.adjustExternalMemory
+  return (bytes) => { adjust(-bytes) }
+}
+
+/**
  * `releaser` frees the bodies the tier lets go of once no response is sending them
  * (body-release.ts); those it cannot free wait for the collector, which the reclaimer hastens.
  */
@@ -62,10 +77,13 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics, relea
   // tier evicted that way (2..32 MiB) keeps them a small surplus over the bound without
   // collecting all the time.
   const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
+  // What the tier holds is not V8's to collect; a body that leaves is counted again.
+  const uncount = externalAccounting()
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
     sizeCalculation: footprint,
     dispose: (value, _key, reason) => {
+      uncount(-value.body.buffer.byteLength)
       if (reason === 'evict') metrics.evictions.inc({ tier: 'memory' })
       // Not on 'set': the entry that replaces it may hold the same body.
       if ((reason === 'evict' || reason === 'delete') && releaser.retire(value.body)) return
@@ -89,6 +107,7 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics, relea
       // A body let go of earlier may come back (a request that shared its read puts it back).
       releaser.keep(own.body)
       lru.set(key, own)
+      if (lru.peek(key) === own) uncount(own.body.buffer.byteLength)
       publish()
     },
     deletePrefix (prefix) {

@@ -13,6 +13,7 @@ export interface NativeAddon {
   setMmapLimit: (bindingPath: string, limit: number) => boolean
   mallocTrim: () => boolean
   detachBuffer: (buffer: ArrayBuffer) => boolean
+  adjustExternalMemory: (change: number) => number
   skipNumberRun: (bytes: Uint8Array, p: number, end: number) => number
 }
 

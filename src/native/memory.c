@@ -89,6 +89,24 @@ static napi_value DetachBuffer(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// adjustExternalMemory(change): adds `change` (negative to subtract) to the external memory V8
+// counts toward starting a major collection; returns the new total. V8 counts every
+// ArrayBuffer's memory there and starts a collection whenever the total grows by ~64 MiB,
+// on the guess that collecting frees some; the memory tier subtracts what it holds, which no
+// collection can free while it holds it (memory-tier.ts).
+static napi_value AdjustExternal(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t change = 0;
+  int64_t total = 0;
+  napi_value result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_get_value_int64(env, argv[0], &change);
+  napi_adjust_external_memory(env, change, &total);
+  napi_create_int64(env, total, &result);
+  return result;
+}
+
 napi_status register_memory(napi_env env, napi_value exports) {
   napi_value fn;
   napi_status status = napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
@@ -97,5 +115,7 @@ napi_status register_memory(napi_env env, napi_value exports) {
   if (status == napi_ok) status = napi_set_named_property(env, exports, "mallocTrim", fn);
   if (status == napi_ok) status = napi_create_function(env, "detachBuffer", NAPI_AUTO_LENGTH, DetachBuffer, NULL, &fn);
   if (status == napi_ok) status = napi_set_named_property(env, exports, "detachBuffer", fn);
+  if (status == napi_ok) status = napi_create_function(env, "adjustExternalMemory", NAPI_AUTO_LENGTH, AdjustExternal, NULL, &fn);
+  if (status == napi_ok) status = napi_set_named_property(env, exports, "adjustExternalMemory", fn);
   return status;
 }
