@@ -17,11 +17,16 @@ export interface HitPathSlot { answer: HitPath | undefined }
  * `releaser` until its response closes, so that no body it may send is freed under it.
  */
 export function hitPathServerFactory (slot: HitPathSlot, releaser: BodyReleaser): FastifyServerFactory {
+  // One listener function for all responses, the ticket kept on the response: no closure per
+  // request on the hit path.
+  const TICKET = Symbol('shardfeed.ticket')
+  type Ticketed = http.ServerResponse & { [TICKET]: number }
+  function closeTicket (this: Ticketed): void { releaser.close(this[TICKET]) }
   return function createServer (handler, rawOptions) {
     const options = rawOptions as { keepAliveTimeout: number, requestTimeout: number, connectionTimeout: number, maxRequestsPerSocket?: number }
     const server = http.createServer(function onRequest (req, res) {
-      const ticket = releaser.open()
-      res.once('close', function closeTicket () { releaser.close(ticket) })
+      (res as Ticketed)[TICKET] = releaser.open()
+      res.on('close', closeTicket)
       const answer = slot.answer
       if (answer === undefined) handler(req, res)
       else answer(req, res, handler)
