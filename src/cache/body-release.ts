@@ -51,8 +51,12 @@ export interface BodyReleaserOptions {
 export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
   const { detach } = opts
   let generation = 0
-  // generation -> open tickets; generations only grow, so the first key is the oldest.
-  const open = new Map<number, number>()
+  // Tickets open in the current generation: a plain count, as a request opens and closes one
+  // and most requests see no retirement while they run.
+  let current = 0
+  // Older generations -> their open tickets; generations only grow, so the first key is the
+  // oldest.
+  const older = new Map<number, number>()
   // Retired buffer -> its generation, in the order retired (so, by generation).
   const retired = new Map<ArrayBuffer, number>()
   const adopted = new WeakSet<ArrayBuffer>()
@@ -62,8 +66,9 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
   let sweepQueued = false
 
   function oldestOpen (): number {
-    const first = open.keys().next()
-    return first.done === true ? Infinity : first.value
+    const first = older.keys().next()
+    if (first.done !== true) return first.value
+    return current > 0 ? generation : Infinity
   }
 
   function sweep (): void {
@@ -91,15 +96,19 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
 
   return {
     open () {
-      open.set(generation, (open.get(generation) ?? 0) + 1)
+      current++
       return generation
     },
     close (ticket) {
-      const n = open.get(ticket)
+      if (ticket === generation) {
+        if (current > 0 && --current === 0) sweepSoon()
+        return
+      }
+      const n = older.get(ticket)
       if (n === undefined) return
-      if (n > 1) open.set(ticket, n - 1)
+      if (n > 1) older.set(ticket, n - 1)
       else {
-        open.delete(ticket)
+        older.delete(ticket)
         sweepSoon()
       }
     },
@@ -132,6 +141,8 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
       adopted.delete(ab)
       retired.set(ab, generation)
       waitingBytes += ab.byteLength
+      if (current > 0) older.set(generation, current)
+      current = 0
       generation++
       sweepSoon()
       return true
