@@ -87,6 +87,17 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
     }
   }
 
+  /** Counts one holder of `key` off; when none is left, what it held back may go. */
+  function countDown<K> (counts: Map<K, number>, key: K): void {
+    const n = counts.get(key)
+    if (n === undefined) return
+    if (n > 1) counts.set(key, n - 1)
+    else {
+      counts.delete(key)
+      sweepSoon()
+    }
+  }
+
   /** Sweeps in a later turn of the event loop, never inside the caller's own steps. */
   function sweepSoon (): void {
     if (sweepQueued || retired.size === 0) return
@@ -104,13 +115,7 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
         if (current > 0 && --current === 0) sweepSoon()
         return
       }
-      const n = older.get(ticket)
-      if (n === undefined) return
-      if (n > 1) older.set(ticket, n - 1)
-      else {
-        older.delete(ticket)
-        sweepSoon()
-      }
+      countDown(older, ticket)
     },
     adopt (buffer) {
       // Only a Buffer that spans its whole ArrayBuffer, and larger than Node's 8 KiB pool, which
@@ -123,14 +128,7 @@ export function createBodyReleaser (opts: BodyReleaserOptions): BodyReleaser {
       pins.set(ab, (pins.get(ab) ?? 0) + 1)
     },
     unpin (body) {
-      const ab = body.buffer as ArrayBuffer
-      const n = pins.get(ab)
-      if (n === undefined) return
-      if (n > 1) pins.set(ab, n - 1)
-      else {
-        pins.delete(ab)
-        sweepSoon()
-      }
+      countDown(pins, body.buffer as ArrayBuffer)
     },
     retire (body) {
       const ab = body.buffer as ArrayBuffer
