@@ -50,17 +50,17 @@ export interface MemoryTier {
 }
 
 /**
- * Tells V8 not to count `bytes` (negative: to count them again) toward starting a major
- * collection. V8 starts one whenever ArrayBuffer memory grows by ~64 MiB, which a filling
- * tier does every ~64 MiB it caches although no collection can free what it holds: while a
- * 256 MiB tier filled, those collections cost ~0.2 core-s per 69 MiB epoch of json batches
- * (V8's marking threads). A no-op without the addon.
+ * `hold` tells V8 not to count bytes the tier holds toward starting a major collection, and
+ * `release` counts them again when they leave. V8 starts one whenever ArrayBuffer memory grows
+ * by ~64 MiB, which a filling tier does every ~64 MiB it caches although no collection can
+ * free what it holds: while a 256 MiB tier filled, those collections cost ~0.2 core-s per
+ * 69 MiB epoch of json batches (V8's marking threads). No-ops without the addon.
  */
-function externalAccounting (): (bytes: number) => void {
+function externalAccounting (): { hold: (bytes: number) => void, release: (bytes: number) => void } {
   const native = nativeAddon()
-  if ('error' in native) return () => {}
+  if ('error' in native) return { hold: () => {}, release: () => {} }
   const adjust = native.addon.adjustExternalMemory
-  return (bytes) => { adjust(-bytes) }
+  return { hold: (bytes) => { adjust(-bytes) }, release: (bytes) => { adjust(bytes) } }
 }
 
 /**
@@ -78,12 +78,12 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics, relea
   // collecting all the time.
   const reclaimer = createReclaimer(Math.min(32 << 20, Math.max(2 << 20, Math.floor(maxBytes / 16))))
   // What the tier holds is not V8's to collect; a body that leaves is counted again.
-  const uncount = externalAccounting()
+  const external = externalAccounting()
   const lru = new LRUCache<string, CachedBatch>({
     maxSize: maxBytes,
     sizeCalculation: footprint,
     dispose: (value, _key, reason) => {
-      uncount(-value.body.buffer.byteLength)
+      external.release(value.body.buffer.byteLength)
       if (reason === 'evict') metrics.evictions.inc({ tier: 'memory' })
       // Not on 'set': the entry that replaces it may hold the same body.
       if ((reason === 'evict' || reason === 'delete') && releaser.retire(value.body)) return
@@ -107,7 +107,7 @@ export function createMemoryTier (maxBytes: number, metrics: CacheMetrics, relea
       // A body let go of earlier may come back (a request that shared its read puts it back).
       releaser.keep(own.body)
       lru.set(key, own)
-      if (lru.peek(key) === own) uncount(own.body.buffer.byteLength)
+      if (lru.peek(key) === own) external.hold(own.body.buffer.byteLength)
       publish()
     },
     deletePrefix (prefix) {

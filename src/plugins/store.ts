@@ -26,12 +26,12 @@ declare module 'fastify' {
 }
 
 async function storePlugin (app: FastifyInstance, opts: { config: Config, releaser?: BodyReleaser }): Promise<void> {
-  const { config } = opts
+  const { config, releaser } = opts
   const db = await openDb(config.cacheDir, (why) => {
     app.log.warn(`LevelDB memory-maps its table files (${why}): the disk tier's pages will count in this process's RSS; run npm install to build the addon`)
   }, config.diskCacheBytes)
   const registrar = createRegistrar(config, createRegistry(db), app.log)
-  const metrics = createCacheMetrics(opts.releaser !== undefined ? { bodiesFreed: () => opts.releaser!.freed } : {})
+  const metrics = createCacheMetrics(releaser !== undefined ? { bodiesFreed: () => releaser.freed } : {})
   const batches = createBatchCache({
     db,
     memoryBytes: config.memoryCacheBytes,
@@ -42,7 +42,7 @@ async function storePlugin (app: FastifyInstance, opts: { config: Config, releas
     metrics,
     log: app.log,
     guard: createSourceGuard(),
-    ...(opts.releaser !== undefined ? { releaser: opts.releaser } : {})
+    ...(releaser !== undefined ? { releaser } : {})
   })
   await batches.open()
   app.decorate('services', { config, db, registrar, batches, metrics })
