@@ -6,13 +6,13 @@
 // Cell typing, the same wherever records are read: an unquoted cell that matches the JSON
 // number grammar (and is finite) is a number, an unquoted empty cell is null, and every other
 // cell, quoted or not, is a string: quoting a cell is how a file says "this is text".
-import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { CsvError, Parser, type Options } from 'csv-parse'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
 import { openIndexedFile } from './file-io.js'
+import { SourceDigest } from './source-digest.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 
 const CHUNK_BYTES = 1 << 20
@@ -154,7 +154,7 @@ export async function indexCsv (filePath: string, indexPath: string, opts: Index
     csv.on('error', () => {})
     writer = await OffsetIndexWriter.create(indexPath)
     const index = writer
-    const hash = createHash('sha256')
+    const hash = new SourceDigest()
     let bytes = 0
     let reported = 0
 
@@ -201,7 +201,7 @@ export async function indexCsv (filePath: string, indexPath: string, opts: Index
     index.add(bytes)
     await index.close()
     onProgress?.(bytes, bytes)
-    return { numRecords: csv.records, digest: hash.digest('hex'), bytes, columns: csv.columns }
+    return { numRecords: csv.records, digest: hash.hex(), bytes, columns: csv.columns }
   } catch (err) {
     await writer?.abort()
     parser?.destroy()

@@ -1,10 +1,10 @@
 // Small file helpers shared by the sources: full positioned reads, whole-file hashing, and
 // opening a file together with its byte-offset index.
-import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { AppError } from '../errors.js'
 import type { IndexOptions } from './record-source.js'
 import { CorruptIndexError, OffsetIndex } from './offset-index.js'
+import { SourceDigest } from './source-digest.js'
 
 const HASH_CHUNK_BYTES = 4 << 20
 const PROGRESS_BYTES = 8 << 20
@@ -21,13 +21,13 @@ export async function readFull (fh: FileHandle, buf: Buffer, position: number): 
 }
 
 /**
- * sha256 (hex) of a whole file, read in large chunks with the next read in flight while the
+ * The digest of a whole file (source-digest.ts), read in large chunks with the next read in flight while the
  * current chunk is hashed; reports progress and honours the abort signal. Shared by the
  * formats that need no offset index (npy, parquet).
  */
 export async function hashFile (fh: FileHandle, total: number, opts: IndexOptions = {}): Promise<{ digest: string, bytes: number }> {
   const { onProgress, signal } = opts
-  const hash = createHash('sha256')
+  const hash = new SourceDigest()
   const bufs = [Buffer.allocUnsafe(HASH_CHUNK_BYTES), Buffer.allocUnsafe(HASH_CHUNK_BYTES)]
   let pos = 0
   let reported = 0
@@ -54,7 +54,7 @@ export async function hashFile (fh: FileHandle, total: number, opts: IndexOption
     if (!more) break
   }
   onProgress?.(pos, pos)
-  return { digest: hash.digest('hex'), bytes: pos }
+  return { digest: hash.hex(), bytes: pos }
 }
 
 /**

@@ -18,7 +18,6 @@
 // (~200 at 4-5), and at ~210 MiB/s on 1 GiB at 5, about 4.5 CPU-seconds per GiB over both
 // threads. JSON.parse is then only the fallback that words the error message.
 import { isUtf8 } from 'node:buffer'
-import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
@@ -26,6 +25,7 @@ import { openIndexedFile, readFull } from './file-io.js'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
+import { BLOCK_HASH_BYTES, DIGEST_BLOCK_BYTES, hashBlock, SourceDigest } from './source-digest.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 import { mergeSummaries, SchemaScanner, skipBlanks, type SchemaSummary } from '../codecs/schema-scan.js'
 
@@ -92,7 +92,10 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     const blockBytes = forced?.blockBytes ?? BLOCK_BYTES
     const tableBytes = BlockTable.bytes(numSlots, slotBytes, blockBytes)
     const blocks = new BlockTable(offload ? new SharedArrayBuffer(tableBytes) : new ArrayBuffer(tableBytes), slotBytes, blockBytes)
-    if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks, chunkPort)
+    // With the worker and 4 MiB slots every chunk is a block of the digest, which either thread
+    // may hash (SlotHashes); otherwise the main thread hashes the bytes as they come.
+    const hashes = offload && slotBytes === DIGEST_BLOCK_BYTES ? new SlotHashes(new SharedArrayBuffer(SlotHashes.bytes(numSlots)), numSlots) : undefined
+    if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks, hashes, chunkPort)
     else chunkPort?.close()
     const slots: Buffer[] = []
     // Whether the worker may still read a slot; `released` settles when it is done.
@@ -105,11 +108,22 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     const mainBlocks = forced?.mainBlocks
     if (worker !== undefined && mainBlocks !== undefined) await worker.started
 
-    const hash = createHash('sha256')
+    const digest = new SourceDigest()
+    const blockHashes = new BlockHashes(digest)
+    // The chunk number each slot holds, whose hash is still to be collected.
+    const slotChunk: number[] = new Array<number>(numSlots).fill(-1)
+    const collect = (slot: number): void => {
+      if (hashes === undefined || slotChunk[slot]! < 0) return
+      blockHashes.add(slotChunk[slot]!, hashes.hashOf(slot))
+      slotChunk[slot] = -1
+    }
     scanner = new LineScanner(writer, Buffer.from(ring), slotBytes, blocks)
-    // With the worker, the main thread takes its blocks of a chunk only once it has read,
-    // hashed and split the next one: meanwhile the worker has them to itself.
+    // With the worker, the main thread takes its blocks of a chunk (and its hash, when the
+    // worker has not) only once it has read and split the next one: meanwhile the worker has
+    // them to itself.
     let lagging = -1
+    let laggingBytes = 0
+    let chunkNo = 0
     let laggingShared = false
     let pos = 0
     let reported = 0
@@ -125,16 +139,26 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       const next = (s + 1) % numSlots
       const nextPos = pos + n
       const nextSlot = slots[next]!
-      pending = busy[next]! ? released[next]!.then(async () => await readFull(fh, nextSlot, nextPos)) : readFull(fh, nextSlot, nextPos)
+      pending = busy[next]!
+        ? released[next]!.then(async () => { collect(next); return await readFull(fh, nextSlot, nextPos) })
+        : (collect(next), readFull(fh, nextSlot, nextPos))
       pending.catch(ignore)
 
       const chunk = slots[s]!.subarray(0, n)
-      hash.update(chunk)
+      if (hashes === undefined) {
+        digest.update(chunk)
+      } else {
+        hashes.reset(s)
+        slotChunk[s] = chunkNo
+        // Until the worker runs, nothing waits for it.
+        if (worker?.ready !== true) hashes.claim(s, chunk)
+      }
+      chunkNo++
       const firstLine = scanner.scan(chunk, pos, s)
       const shared = worker?.ready === true && blocks.count(s) > 0
       if (shared) {
         const slot = s
-        const task = worker!.submit(slot, firstLine)
+        const task = worker!.submit(slot, firstLine, n)
         busy[slot] = true
         task.then(() => { busy[slot] = false }, ignore)
         released[slot] = task
@@ -142,8 +166,12 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       if (worker === undefined) {
         scanner.validate(s, firstLine, Infinity)
       } else {
-        if (lagging >= 0) scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+        if (lagging >= 0) {
+          hashes?.claim(lagging, slots[lagging]!.subarray(0, laggingBytes))
+          scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+        }
         lagging = s
+        laggingBytes = n
         laggingShared = shared
       }
       scanner.checkCarried()
@@ -155,14 +183,21 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       }
       s = next
     }
-    if (lagging >= 0) scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+    if (lagging >= 0) {
+      hashes?.claim(lagging, slots[lagging]!.subarray(0, laggingBytes))
+      scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+    }
     scanner.finish(pos)
     writer.add(pos)
     await Promise.all(released)
+    if (hashes !== undefined) {
+      for (let slot = 0; slot < numSlots; slot++) collect(slot)
+      blockHashes.expect(chunkNo)
+    }
     const schema = mergeSummaries([scanner.schema.summary(), await worker?.finish() ?? EMPTY_SUMMARY])
     await writer.close()
     onProgress?.(pos, pos)
-    return { numRecords: scanner.records, digest: hash.digest('hex'), bytes: pos, schema }
+    return { numRecords: scanner.records, digest: digest.hex(), bytes: pos, schema }
   } catch (err) {
     await writer?.abort()
     if (!(err instanceof AppError)) throw err
@@ -311,6 +346,67 @@ class BlockTable {
 
   line (slot: number, i: number): number {
     return this.#cells[slot * this.#stride + 4 + 3 * i]!
+  }
+}
+
+/**
+ * Per ring slot of 4 MiB, the hash of the chunk it holds (a block of the source digest),
+ * made by whichever thread claims the slot first: the worker when it is told of the chunk, or
+ * the main thread when it comes back to the chunk's blocks. So the two threads share the
+ * hashing as they share the validation.
+ */
+class SlotHashes {
+  readonly buffer: SharedArrayBuffer
+  #claims: Int32Array
+  #hashes: Buffer
+
+  static bytes (numSlots: number): number {
+    return numSlots * (4 + BLOCK_HASH_BYTES)
+  }
+
+  constructor (buffer: SharedArrayBuffer, numSlots: number) {
+    this.buffer = buffer
+    this.#claims = new Int32Array(buffer, 0, numSlots)
+    this.#hashes = Buffer.from(buffer, numSlots * 4, numSlots * BLOCK_HASH_BYTES)
+  }
+
+  /** Before the slot is handed a new chunk. */
+  reset (slot: number): void {
+    Atomics.store(this.#claims, slot, 0)
+  }
+
+  /** Hashes the slot's chunk, unless the other thread has (or is doing it). */
+  claim (slot: number, chunk: Uint8Array): void {
+    if (Atomics.compareExchange(this.#claims, slot, 0, 1) === 0) hashBlock(chunk, this.#hashes, slot * BLOCK_HASH_BYTES)
+  }
+
+  /** A copy of the slot's hash, once both threads are done with the slot. */
+  hashOf (slot: number): Buffer {
+    return Buffer.from(this.#hashes.subarray(slot * BLOCK_HASH_BYTES, (slot + 1) * BLOCK_HASH_BYTES))
+  }
+}
+
+/** Block hashes, collected in any order, fed to the digest in file order. */
+class BlockHashes {
+  #digest: SourceDigest
+  #waiting = new Map<number, Buffer>()
+  #next = 0
+
+  constructor (digest: SourceDigest) {
+    this.#digest = digest
+  }
+
+  add (block: number, hash: Buffer): void {
+    this.#waiting.set(block, hash)
+    for (let h = this.#waiting.get(this.#next); h !== undefined; h = this.#waiting.get(this.#next)) {
+      this.#waiting.delete(this.#next++)
+      this.#digest.addBlockHash(h)
+    }
+  }
+
+  /** Throws unless the hashes of blocks 0..count-1, and only those, were added. */
+  expect (count: number): void {
+    if (this.#next !== count || this.#waiting.size > 0) throw new Error(`the JSONL pass hashed ${this.#next} of ${count} blocks`)
   }
 }
 
@@ -576,16 +672,18 @@ function describe (value: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// The worker validates blocks of the chunks it is told about, reading the ring through shared
-// memory, so no chunk is copied, and keeps the schema of the lines it validated. The main
-// thread hashes every chunk itself, so it never waits for the worker to start (~50 ms, and
+// The worker hashes (when it claims them first) and validates blocks of the chunks it is told
+// about, reading the ring through shared memory, so no chunk is copied, and keeps the schema
+// of the lines it validated. The main thread never waits for the worker to start (~50 ms, and
 // much more when other processes hold the cores): until the worker says it runs, the main
-// thread validates every block.
+// thread hashes every chunk and validates every block.
 
 interface WorkerInit {
   role: typeof WORKER_ROLE
   ring: SharedArrayBuffer
   slotBytes: number
+  /** SlotHashes' memory, when the chunks are blocks of the digest. */
+  hashes?: SharedArrayBuffer
   blocks: SharedArrayBuffer
   blockBytes: number
   /** [1 once the worker runs]: read at once, where a message waits until the main thread is idle. */
@@ -610,11 +708,12 @@ class ChunkWorker {
   #broken: Error | undefined
   #closed = false
 
-  constructor (ring: SharedArrayBuffer, slotBytes: number, blocks: BlockTable, peer?: MessagePort) {
+  constructor (ring: SharedArrayBuffer, slotBytes: number, blocks: BlockTable, hashes: SlotHashes | undefined, peer?: MessagePort) {
     const init: WorkerInit = {
       role: WORKER_ROLE,
       ring,
       slotBytes,
+      ...(hashes !== undefined ? { hashes: hashes.buffer } : {}),
       blocks: blocks.buffer as SharedArrayBuffer,
       blockBytes: blocks.blockBytes,
       state: this.#state.buffer as SharedArrayBuffer
@@ -650,13 +749,13 @@ class ChunkWorker {
   }
 
   /**
-   * Has the worker take blocks of the chunk in ring slot `slot` (whose first whole line is
-   * line firstLine + 1) until none is left. Resolves when the slot may be overwritten;
-   * rejects with SOURCE_INVALID for a bad line.
+   * Has the worker claim the hash of the chunk in ring slot `slot` (`bytes` long, whose first
+   * whole line is line firstLine + 1), then take its blocks until none is left. Resolves when
+   * the slot may be overwritten; rejects with SOURCE_INVALID for a bad line.
    */
-  async submit (slot: number, firstLine: number): Promise<void> {
+  async submit (slot: number, firstLine: number, bytes: number): Promise<void> {
     this.#submitted++
-    const reply = await this.#ask([slot, firstLine])
+    const reply = await this.#ask([slot, firstLine, bytes])
     if (reply !== null && 'reason' in reply) {
       this.failure = earliest(this.failure, reply)
       throw invalidLine(reply.line, reply.reason)
@@ -712,17 +811,19 @@ export function startChunkWorker (): { worker: Worker, port: MessagePort } {
 
 interface PortedInit { role: typeof WORKER_ROLE, port: MessagePort }
 
-// The worker's side: 'ready' first, then an answer to each [slot, firstLine] in file order,
-// and the schema summary for [-1, ...] at the end.
+// The worker's side: 'ready' first, then an answer to each [slot, firstLine, bytes] in file
+// order, and the schema summary for [-1, ...] at the end.
 function serveChunks (init: WorkerInit, port: MessagePort): void {
   const schema = new SchemaScanner()
   const ring = Buffer.from(init.ring)
   const blocks = new BlockTable(init.blocks, init.slotBytes, init.blockBytes)
-  port.on('message', ([slot, firstLine]: number[]) => {
+  const hashes = init.hashes !== undefined ? new SlotHashes(init.hashes, ring.length / init.slotBytes) : undefined
+  port.on('message', ([slot, firstLine, bytes]: number[]) => {
     if (slot! < 0) {
       port.postMessage(schema.summary() satisfies WorkerReply)
       return
     }
+    hashes?.claim(slot!, ring.subarray(slot! * init.slotBytes, slot! * init.slotBytes + bytes!))
     port.postMessage(takeBlocks(ring, init.slotBytes, blocks, slot!, firstLine!, schema, Infinity) satisfies WorkerReply)
   })
   Atomics.store(new Int32Array(init.state), 0, 1)

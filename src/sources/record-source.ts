@@ -20,7 +20,7 @@ export interface RecordSource {
 /** What one streaming indexing pass over a file learns. */
 export interface IndexResult {
   numRecords: number
-  /** sha256 (hex) of the source file's bytes, the root of the dataset's fingerprint. */
+  /** The digest (hex) of the source file's bytes (source-digest.ts), the root of the dataset's fingerprint. */
   digest: string
   /** Size of the source file in bytes. */
   bytes: number

@@ -1,7 +1,21 @@
 // Shared helpers of the source tests.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { AppError } from '../../src/errors.js'
+
+/**
+ * The digest of a source's bytes, as README's "Registration" defines it: SHA-256 over the
+ * SHA-256 of each 4 MiB block (the last one shorter; an empty file has none). Written out here
+ * rather than taken from src/sources/source-digest.ts, so that the tests hold the code to it.
+ */
+export function sourceDigest (bytes: Uint8Array): string {
+  const outer = createHash('sha256')
+  for (let at = 0; at < bytes.length; at += 4 * 1024 * 1024) {
+    outer.update(createHash('sha256').update(bytes.subarray(at, at + 4 * 1024 * 1024)).digest())
+  }
+  return outer.digest('hex')
+}
 
 /** An assert.throws/rejects validator: an AppError with this code and a message matching. */
 export function isAppError (code: string, pattern: RegExp): (err: unknown) => boolean {

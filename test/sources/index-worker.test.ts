@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { indexSource } from '../../src/sources/index-source.js'
 import { indexSourceInWorker } from '../../src/sources/index-worker.js'
 import { CHUNK_WORKER_MIN_BYTES } from '../../src/sources/jsonl.js'
-import { isAppError } from './expect.js'
+import { isAppError, sourceDigest } from './expect.js'
 import { tempFiles } from './temp-files.js'
 
 const files = tempFiles('index-worker', 'jsonl')
@@ -45,6 +45,9 @@ test('a large JSONL file indexed in the worker pair gives what the in-process pa
   const inWorker = await indexSourceInWorker('jsonl', file, idx)
   const inProcess = await indexSource('jsonl', file, `${idx}.2`, {})
   assert.equal(inWorker.numRecords, lines)
+  // Both threads hash blocks of this file (source-digest.ts): the digest is still the one the
+  // definition gives.
+  assert.equal(inWorker.digest, sourceDigest(Buffer.from(text)))
   assert.deepEqual(inWorker, inProcess)
   assert.ok(await settledThreads(baseline) <= baseline, 'both indexing threads ended')
 })

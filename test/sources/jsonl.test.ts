@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
@@ -12,7 +11,7 @@ import { summarySchema } from '../../src/codecs/schema-scan.js'
 import { AppError } from '../../src/errors.js'
 import type { SchemaField } from '../../src/store/registry.js'
 import { tempFiles } from './temp-files.js'
-import { indexFailure } from './expect.js'
+import { indexFailure, sourceDigest } from './expect.js'
 import { isJsonObjectText } from '../json-object.js'
 
 const fixture = new URL('../fixtures/sources/sample.jsonl', import.meta.url)
@@ -21,10 +20,6 @@ const put = files.put
 
 async function invalid (content: string | Buffer): Promise<string> {
   return await indexFailure(put, indexJsonl, content)
-}
-
-function sha256 (buf: Buffer): string {
-  return createHash('sha256').update(buf).digest('hex')
 }
 
 /** The schema the sequential inferrer gives for the records of a JSONL text, or 'conflict'. */
@@ -55,7 +50,7 @@ describe('indexJsonl', () => {
     const result = await indexJsonl(file, idx)
     assert.equal(result.numRecords, 4)
     assert.equal(result.bytes, bytes.length)
-    assert.equal(result.digest, sha256(bytes))
+    assert.equal(result.digest, sourceDigest(bytes))
 
     const index = await OffsetIndex.load(idx)
     assert.equal(index.numRecords, 4)
@@ -89,7 +84,7 @@ describe('indexJsonl', () => {
       const { file, idx } = await put(content)
       const result = await indexJsonl(file, idx)
       assert.equal(result.numRecords, 0)
-      assert.equal(result.digest, sha256(Buffer.from(content)))
+      assert.equal(result.digest, sourceDigest(Buffer.from(content)))
       const source = await openJsonlSource(file, idx)
       assert.equal(source.numRecords, 0)
       assert.deepEqual(await source.readJson([]), [])
@@ -145,7 +140,7 @@ describe('indexJsonl', () => {
       const progress: Array<[number, number]> = []
       const result = await indexJsonl(file, idx, { onProgress: (done, total) => progress.push([done, total]) })
       assert.equal(result.numRecords, lines.length)
-      assert.equal(result.digest, sha256(content))
+      assert.equal(result.digest, sourceDigest(content))
       assert.equal(result.bytes, content.length)
       assert.ok(progress.length >= 2, `progress was reported ${progress.length} times`)
       for (let k = 1; k < progress.length; k++) assert.ok(progress[k]![0] >= progress[k - 1]![0])
@@ -213,7 +208,7 @@ describe('the schema summary of the pass', () => {
       const expected = inferred(content)
       const result = await indexJsonl(file, idx, { ring: smallRing(mainBlocks) })
       assert.equal(result.numRecords, lines.filter((l) => l.trim() !== '').length)
-      assert.equal(result.digest, sha256(Buffer.from(content)))
+      assert.equal(result.digest, sourceDigest(Buffer.from(content)))
       assert.deepEqual(summarySchema(result.schema) ?? 'conflict', expected)
     }), { numRuns: 12 })
   })
@@ -233,7 +228,7 @@ describe('the schema summary of the pass', () => {
       const { file, idx } = await put(content)
       const result = await indexJsonl(file, idx, ported(mainBlocks))
       assert.equal(result.numRecords, lines.filter((l) => l.trim() !== '').length)
-      assert.equal(result.digest, sha256(Buffer.from(content)))
+      assert.equal(result.digest, sourceDigest(Buffer.from(content)))
       assert.deepEqual(summarySchema(result.schema) ?? 'conflict', inferred(content))
     }), { numRuns: 6 })
     const good = '{"a":"' + 'x'.repeat(50) + '"}'
