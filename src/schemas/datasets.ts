@@ -35,7 +35,10 @@ const SchemaField = Type.Object({
 
 export const Descriptor = Type.Object({
   name: Type.String(),
-  status: Type.Union([Type.Literal('indexing'), Type.Literal('ready'), Type.Literal('failed')]),
+  // A string with an enum, not a union of literals: the serializer writes it as it is, where a
+  // union (anyOf) has it compile and run a validator to pick the branch (~15 ms on the first
+  // descriptor a server sends, then a check per descriptor).
+  status: Type.Unsafe<'indexing' | 'ready' | 'failed'>(Type.String({ enum: ['indexing', 'ready', 'failed'] })),
   error: Type.Optional(Type.String()),
   numRecords: Type.Optional(Type.Integer()),
   fingerprint: Type.Optional(Type.String()),
