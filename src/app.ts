@@ -18,12 +18,15 @@ import metricsRoutes from './routes/metrics.js'
 import { createBodyReleaser, type BodyReleaser } from './cache/body-release.js'
 import { nativeAddon } from './native/addon.js'
 import { createTrimmer } from './cache/reclaim.js'
+import type { IndexThreads } from './sources/index-worker.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
+  /** Indexing threads started before the app (server.ts), which the app then owns. */
+  indexThreads?: IndexThreads
 }
 
 /**
@@ -68,7 +71,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(swaggerPlugin)
   await app.register(loadSheddingPlugin, { config })
   await app.register(authPlugin, { config })
-  await app.register(storePlugin, { config, releaser })
+  await app.register(storePlugin, { config, releaser, ...(opts.indexThreads !== undefined ? { indexThreads: opts.indexThreads } : {}) })
   await app.register(healthRoutes)
   await app.register(datasetRoutes)
   await app.register(batchRoutes)

@@ -1,7 +1,7 @@
 // Process entry: settings -> buildApp -> listen, and a graceful close on SIGTERM/SIGINT.
 import { loadConfig, type Config } from './config.js'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from './app.js'
+import { createIndexThreads } from './sources/index-worker.js'
 
 async function main (): Promise<void> {
   let config: Config
@@ -11,9 +11,14 @@ async function main (): Promise<void> {
     console.error(`shardfeed: invalid setting: ${(err as Error).message}`)
     process.exit(1)
   }
+  // The first registration's indexing thread starts now, before the app's modules load, and
+  // is ready long before the app is (index-worker.ts).
+  const indexThreads = createIndexThreads(config.indexThreadKeepSeconds * 1000)
+  indexThreads.prepare()
   let app: FastifyInstance
   try {
-    app = await buildApp(config)
+    const { buildApp } = await import('./app.js')
+    app = await buildApp(config, { indexThreads })
   } catch (err) {
     console.error(`shardfeed: cannot start: ${(err as Error).message}`)
     process.exit(1)

@@ -13,7 +13,7 @@ import { PLAN_VERSION } from '../plan/plan.js'
 import { MAX_PERMUTATION_SIZE } from '../plan/permutation.js'
 import { resolveSourcePath } from '../sources/confine.js'
 import { checkUrlAllowed, downloadByRanges, parseAllowedPrefixes } from '../sources/url-source.js'
-import { indexSourceInWorker } from '../sources/index-worker.js'
+import { createIndexThreads, type IndexThreads } from '../sources/index-worker.js'
 import { canonicalSpec, checkSource, fingerprintOf, sha256Hex, specKeyOf } from './spec.js'
 
 export interface RegisterOutcome {
@@ -37,7 +37,8 @@ export interface Registrar {
   close: () => Promise<void>
 }
 
-export function createRegistrar (config: Config, registry: Registry, log: FastifyBaseLogger): Registrar {
+/** `indexThreads`: the threads the server started with itself, else the registrar's own; it closes them. */
+export function createRegistrar (config: Config, registry: Registry, log: FastifyBaseLogger, indexThreads: IndexThreads = createIndexThreads(config.indexThreadKeepSeconds * 1000)): Registrar {
   const jobs = new Map<string, IndexJob>()
   const progress = new Map<string, DatasetRecord['progress']>()
   const indexDir = path.join(config.cacheDir, 'index')
@@ -145,7 +146,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
           filePath = download
         }
         const before = await stat(filePath)
-        const result = await indexSourceInWorker(record.spec.source.format, filePath, tmpIndex, {
+        const result = await indexThreads.index(record.spec.source.format, filePath, tmpIndex, {
           signal: controller.signal,
           onProgress (bytesDone, bytesTotal) { progress.set(name, { bytesDone, bytesTotal }) }
         })
@@ -263,6 +264,7 @@ export function createRegistrar (config: Config, registry: Registry, log: Fastif
     for (const job of pending) job.controller.abort()
     await Promise.all(pending.map(async (j) => await j.done.catch(() => {})))
     jobs.clear()
+    await indexThreads.close()
   }
 
   return {

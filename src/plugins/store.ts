@@ -10,6 +10,7 @@ import { createBatchCache, type BatchCache } from '../cache/batch-cache.js'
 import { createCacheMetrics, type CacheMetrics } from '../cache/metrics.js'
 import { createSourceGuard } from '../datasets/source-guard.js'
 import type { BodyReleaser } from '../cache/body-release.js'
+import type { IndexThreads } from '../sources/index-worker.js'
 
 export interface Services {
   config: Config
@@ -25,12 +26,12 @@ declare module 'fastify' {
   }
 }
 
-async function storePlugin (app: FastifyInstance, opts: { config: Config, releaser?: BodyReleaser }): Promise<void> {
-  const { config, releaser } = opts
+async function storePlugin (app: FastifyInstance, opts: { config: Config, releaser?: BodyReleaser, indexThreads?: IndexThreads }): Promise<void> {
+  const { config, releaser, indexThreads } = opts
   const db = await openDb(config.cacheDir, (why) => {
     app.log.warn(`LevelDB memory-maps its table files (${why}): the disk tier's pages will count in this process's RSS; run npm install to build the addon`)
   }, config.diskCacheBytes)
-  const registrar = createRegistrar(config, createRegistry(db), app.log)
+  const registrar = createRegistrar(config, createRegistry(db), app.log, indexThreads)
   const metrics = createCacheMetrics(releaser !== undefined ? { bodiesFreed: () => releaser.freed } : {})
   const batches = createBatchCache({
     db,
