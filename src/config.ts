@@ -16,9 +16,9 @@ export const ConfigSchema = Type.Object({
   // Sources up to this size are indexed before POST answers (201); larger ones answer 202
   // and index in the background, so a registration request never waits on a 100 GiB file.
   INDEX_SYNC_MAX_BYTES: Type.Integer({ minimum: 0, default: 16 * MiB }),
-  // An indexing thread is started with the server and kept this long after each registration,
-  // so the next one does not wait for a thread to start (index-worker.ts); 0 keeps none.
-  INDEX_THREAD_KEEP_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
+  // The server starts an indexing thread with itself, so that the first registration does not
+  // wait for one to start (index-worker.ts); unused, it is stopped after this long. 0: none.
+  INDEX_THREAD_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * MiB }),
   MEMORY_CACHE_BYTES: Type.Integer({ minimum: 0, default: 256 * MiB }),
   DISK_CACHE_BYTES: Type.Integer({ minimum: 0, default: 4096 * MiB }),
@@ -42,7 +42,7 @@ export interface Config {
   cacheDir: string
   logLevel: string
   indexSyncMaxBytes: number
-  indexThreadKeepSeconds: number
+  indexThreadWaitSeconds: number
   bodyLimitBytes: number
   memoryCacheBytes: number
   diskCacheBytes: number
@@ -81,7 +81,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, opts: { dotenv
     cacheDir: path.resolve(raw.CACHE_DIR),
     logLevel: raw.LOG_LEVEL,
     indexSyncMaxBytes: raw.INDEX_SYNC_MAX_BYTES,
-    indexThreadKeepSeconds: raw.INDEX_THREAD_KEEP_SECONDS,
+    indexThreadWaitSeconds: raw.INDEX_THREAD_WAIT_SECONDS,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     memoryCacheBytes: raw.MEMORY_CACHE_BYTES,
     diskCacheBytes: raw.DISK_CACHE_BYTES,

@@ -13,7 +13,7 @@ async function main (): Promise<void> {
   }
   // The first registration's indexing thread starts now, before the app's modules load, and
   // is ready long before the app is (index-worker.ts).
-  const indexThreads = createIndexThreads(config.indexThreadKeepSeconds * 1000)
+  const indexThreads = createIndexThreads(config.indexThreadWaitSeconds * 1000)
   indexThreads.prepare()
   let app: FastifyInstance
   try {

@@ -38,7 +38,7 @@ export interface Registrar {
 }
 
 /** `indexThreads`: the threads the server started with itself, else the registrar's own; it closes them. */
-export function createRegistrar (config: Config, registry: Registry, log: FastifyBaseLogger, indexThreads: IndexThreads = createIndexThreads(config.indexThreadKeepSeconds * 1000)): Registrar {
+export function createRegistrar (config: Config, registry: Registry, log: FastifyBaseLogger, indexThreads: IndexThreads = createIndexThreads(config.indexThreadWaitSeconds * 1000)): Registrar {
   const jobs = new Map<string, IndexJob>()
   const progress = new Map<string, DatasetRecord['progress']>()
   const indexDir = path.join(config.cacheDir, 'index')

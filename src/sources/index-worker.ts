@@ -3,12 +3,12 @@
 // memory the pass needs (parsed records for the schema of a CSV file, or of a JSONL file with
 // a value that does not fit) leaves with the worker instead of staying in the server's heap.
 //
-// One thread is kept ready (IndexThreads): the server starts it with itself, and keeps the
-// thread of each registration for a few seconds afterwards. Starting a thread and loading the
-// indexing code into it takes ~60-90 ms (more on a loaded machine), and a fresh thread's code
-// runs unoptimised for its first megabytes: that was a third of the time a first registration
-// of the benchmark's 69 MiB file took, and registering the splits of a dataset one after
-// another paid it each time. An idle thread holds ~12 MiB, so it is not kept longer.
+// The server starts one thread with itself (IndexThreads.prepare), before its own modules
+// load, for the first registration: starting a thread and loading the indexing code into it
+// takes ~60-90 ms (more on a loaded machine), about a third of what registering the
+// benchmark's 69 MiB file took. That thread holds ~12 MiB while it waits, so it waits a few
+// seconds at most. A thread that has run a job is stopped, as it holds the job's code and
+// garbage (~15-25 MiB, more after a CSV or Parquet file), which the server needs for batches.
 import { stat } from 'node:fs/promises'
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { AppError, type ErrorCode } from '../errors.js'
@@ -28,20 +28,19 @@ type Message =
 
 export interface IndexThreads {
   /**
-   * Indexes a source in the ready thread, or in a new one when it is busy or there is none.
-   * The thread is then kept ready for the next registration (unless another one is), and
-   * stopped once it has been idle for the keep time. Aborting stops the thread at once.
+   * Indexes a source in the prepared thread, or in a new one when there is none; the thread
+   * is stopped afterwards (at once when aborted).
    */
   index: (format: SourceFormat, filePath: string, indexPath: string, opts?: IndexOptions) => Promise<SourceIndex>
-  /** Starts a thread now, for the next registration, unless one is ready. */
+  /** Starts a thread now for the next job, unless one is ready; stopped if unused for the wait time. */
   prepare: () => void
   /** Threads started so far. */
   readonly started: number
   close: () => Promise<void>
 }
 
-/** Indexing threads of which one is kept ready for `keepMs` after its last job (0: none is). */
-export function createIndexThreads (keepMs: number): IndexThreads {
+/** Indexing threads, of which one prepared thread waits at most `waitMs` for a job. */
+export function createIndexThreads (waitMs: number): IndexThreads {
   let spare: IndexThread | undefined
   let timer: NodeJS.Timeout | undefined
   let started = 0
@@ -52,30 +51,11 @@ export function createIndexThreads (keepMs: number): IndexThreads {
     return new IndexThread()
   }
 
-  function keep (thread: IndexThread): void {
-    if (closed || keepMs <= 0 || spare !== undefined || thread.dead) {
-      thread.stop()
-      return
-    }
-    spare = thread
-    thread.idle()
-    timer = setTimeout(() => {
-      if (spare !== thread) return
-      spare = undefined
-      thread.stop()
-    }, keepMs)
-    timer.unref()
-  }
-
   function take (): IndexThread {
     const thread = spare
-    if (thread === undefined || thread.dead) {
-      spare = undefined
-      return start()
-    }
     spare = undefined
     clearTimeout(timer)
-    return thread
+    return thread !== undefined && !thread.dead ? thread : start()
   }
 
   return {
@@ -87,21 +67,24 @@ export function createIndexThreads (keepMs: number): IndexThreads {
       const chunks = await chunkWorkerFor(format, filePath)
       const thread = take()
       try {
-        const result = await thread.run({ format, filePath, indexPath, ...(chunks !== undefined ? { chunkPort: chunks.port } : {}) }, opts)
-        keep(thread)
-        return result
-      } catch (err) {
-        // A bad source leaves a sound thread; anything else (an abort, a crash) does not.
-        if (err instanceof AppError) keep(thread)
-        else thread.stop()
-        throw err
+        return await thread.run({ format, filePath, indexPath, ...(chunks !== undefined ? { chunkPort: chunks.port } : {}) }, opts)
       } finally {
+        thread.stop().catch(() => {})
         chunks?.worker.terminate().catch(() => {})
       }
     },
     prepare () {
-      if (closed || keepMs <= 0 || spare !== undefined) return
-      keep(start())
+      if (closed || waitMs <= 0 || spare !== undefined) return
+      const thread = start()
+      spare = thread
+      // Waiting for a job, it must not keep the process alive.
+      thread.idle()
+      timer = setTimeout(() => {
+        if (spare !== thread) return
+        spare = undefined
+        thread.stop().catch(() => {})
+      }, waitMs)
+      timer.unref()
     },
     get started () { return started },
     async close () {

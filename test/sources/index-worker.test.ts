@@ -88,45 +88,62 @@ test('a large JSONL file bad on its first line fails at once, and both threads e
   assert.ok(await settledThreads(baseline) <= baseline, 'both indexing threads ended')
 })
 
-// The thread kept ready (createIndexThreads): taken by the next registration, kept after it,
-// stopped once idle for the keep time, replaced when a job was aborted.
+// The thread prepared ahead of the first job (createIndexThreads): taken by the next job,
+// stopped after it like any other, and stopped unused after the wait time.
 const small = Array.from({ length: 200 }, (_, i) => JSON.stringify({ i, x: [i, i / 3] })).join('\n') + '\n'
 
-test('a prepared thread runs the next jobs, one at a time, and stops once idle for the keep time', async () => {
+test('a prepared thread runs the next job and is stopped after it', async () => {
   const baseline = threads()
-  const pool = createIndexThreads(300)
+  const pool = createIndexThreads(60_000)
   const { file, idx } = await files.put(small)
   pool.prepare()
   pool.prepare()
-  assert.equal(pool.started, 1, 'one thread is kept ready')
+  assert.equal(pool.started, 1, 'one thread is prepared')
+  assert.ok(threads() > baseline, 'it runs before any job')
   const first = await pool.index('jsonl', file, idx)
-  const second = await pool.index('jsonl', file, `${idx}.2`)
-  assert.equal(pool.started, 1, 'both jobs ran in the prepared thread')
-  assert.deepEqual(second, first)
+  assert.equal(pool.started, 1, 'the job ran in the prepared thread')
   assert.equal(first.numRecords, 200)
-  // Two at once: the second needs a thread of its own, which is not kept beside the first.
-  await Promise.all([pool.index('jsonl', file, `${idx}.3`), pool.index('jsonl', file, `${idx}.4`)])
-  assert.equal(pool.started, 2)
-  assert.ok(await settledThreads(baseline) <= baseline, 'the kept thread stopped after 300 ms idle')
-  await pool.index('jsonl', file, `${idx}.5`)
-  assert.equal(pool.started, 3, 'a stopped thread is not used again')
+  assert.ok(await settledThreads(baseline) <= baseline, 'the thread stopped after its job')
+  // Two at once: one takes a thread prepared again, the other starts its own.
+  pool.prepare()
+  const [a, b] = await Promise.all([pool.index('jsonl', file, `${idx}.2`), pool.index('jsonl', file, `${idx}.3`)])
+  assert.deepEqual(a, first)
+  assert.deepEqual(b, first)
+  assert.equal(pool.started, 3)
+  assert.ok(await settledThreads(baseline) <= baseline, 'both threads stopped')
   await pool.close()
-  assert.ok(await settledThreads(baseline) <= baseline, 'close stops the kept thread')
 })
 
-test('a bad source leaves the thread kept; an aborted job stops it', async () => {
+test('an unused prepared thread stops after the wait time, or at close; no thread is prepared when it is 0', async () => {
+  const baseline = threads()
+  const pool = createIndexThreads(300)
+  pool.prepare()
+  assert.ok(threads() > baseline)
+  assert.ok(await settledThreads(baseline) <= baseline, 'stopped after 300 ms unused')
+  const { file, idx } = await files.put(small)
+  await pool.index('jsonl', file, idx)
+  assert.equal(pool.started, 2, 'a stopped thread is not used')
+  pool.prepare()
+  await pool.close()
+  assert.ok(await settledThreads(baseline) <= baseline, 'close stops the prepared thread')
+  await assert.rejects(pool.index('jsonl', file, `${idx}.2`), /closed/)
+  const none = createIndexThreads(0)
+  none.prepare()
+  assert.equal(none.started, 0)
+  await none.close()
+})
+
+test('a bad source and an aborted job each stop their thread', async () => {
   const baseline = threads()
   const pool = createIndexThreads(60_000)
   const good = await files.put(small)
   const bad = await files.put('{"i":1}\n{"i":\n')
+  pool.prepare()
   await assert.rejects(pool.index('jsonl', bad.file, bad.idx), isAppError('SOURCE_INVALID', /^line 2: /))
-  await pool.index('jsonl', good.file, good.idx)
-  assert.equal(pool.started, 1, 'the thread that found the bad line ran the next job')
+  pool.prepare()
   const controller = new AbortController()
-  await assert.rejects(pool.index('jsonl', good.file, `${good.idx}.2`, { signal: controller.signal, onProgress: () => { controller.abort() } }), { name: 'AbortError' })
-  await pool.index('jsonl', good.file, `${good.idx}.3`)
-  assert.equal(pool.started, 2, 'the aborted job\'s thread was stopped and replaced')
-  await pool.close()
-  await assert.rejects(pool.index('jsonl', good.file, `${good.idx}.4`), /closed/)
+  await assert.rejects(pool.index('jsonl', good.file, good.idx, { signal: controller.signal, onProgress: () => { controller.abort() } }), { name: 'AbortError' })
+  assert.equal(pool.started, 2)
   assert.ok(await settledThreads(baseline) <= baseline, 'no thread is left')
+  await pool.close()
 })
