@@ -8,7 +8,8 @@ import { encodeJsonBatch } from '../codecs/json-batch.js'
 import { encodeNdjsonBatch } from '../codecs/ndjson-batch.js'
 import type { BatchFormat } from '../codecs/negotiate.js'
 import { encodeArrowBatch } from '../codecs/arrow-batch.js'
-import { encodeNpyArrowBatch, type NpySource } from '../sources/npy.js'
+import type { NpySource } from '../sources/npy.js'
+import { encodeNpyArrowBatch } from '../codecs/npy-arrow-batch.js'
 
 export interface BuildRequest {
   record: DatasetRecord

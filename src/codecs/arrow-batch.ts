@@ -22,6 +22,7 @@ import {
 } from 'apache-arrow'
 import { AppError } from '../errors.js'
 import { frameOf, writeFrame, type StreamFrame } from './arrow-stream-frame.js'
+import { DTYPE_BYTES, type TensorDtype } from './tensor-dtype.js'
 import type { SchemaField } from '../store/registry.js'
 
 /** The name of the record-number column every Arrow batch carries. */
@@ -68,13 +69,7 @@ export function encodeArrowBatch (schema: { readonly fields: readonly SchemaFiel
 /** Field metadata key of a tensor column's inner shape (JSON array), when it has 2+ dimensions. */
 export const SHAPE_METADATA_KEY = 'shardfeed:shape'
 
-/** The element types an npy file (and so a tensor batch) can hold. */
-export type TensorDtype = 'bool' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'float32' | 'float64'
-
-/** Bytes per element of each dtype. */
-export const DTYPE_BYTES: Readonly<Record<TensorDtype, number>> = {
-  bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8
-}
+export { DTYPE_BYTES, type TensorDtype } from './tensor-dtype.js'
 
 /**
  * Encodes a batch of fixed-size rows (npy): `rows` holds the rows of `indices` back to back as

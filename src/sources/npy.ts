@@ -16,7 +16,7 @@
 // shape: [3, 32, 32] }, the Arrow column encodeArrowTensorBatch builds from readRows().
 import { readSync } from 'node:fs'
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises'
-import { allocTensorBatch, DTYPE_BYTES, encodeArrowTensorBatch, type TensorDtype } from '../codecs/arrow-batch.js'
+import { DTYPE_BYTES, type TensorDtype } from '../codecs/tensor-dtype.js'
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
@@ -229,33 +229,6 @@ export async function openNpySource (filePath: string, meta: NpyMeta): Promise<N
     await fh.close()
     throw err
   }
-}
-
-// bool rows are read here before they are packed into bits. A fresh 1 MiB buffer costs ~0.6 ms
-// of page faults on first touch (scripts/measure-arrow.ts), as much as reading the rows; the
-// read and the packing are synchronous, so one reused buffer serves every batch. Batches larger
-// than the bound use a fresh buffer instead.
-const SCRATCH_MAX_BYTES = 16 << 20
-let scratch: Buffer | undefined
-
-/**
- * The Arrow body of a batch of an npy source: the rows of `indices` as one column `data`
- * (see encodeArrowTensorBatch) plus `__index`, read and encoded synchronously. The rows are
- * read straight into the body's values buffer: the batch's bytes are copied once, by the read.
- */
-export function encodeNpyArrowBatch (source: NpySource, indices: readonly number[]): Buffer {
-  if (source.dtype !== 'bool') {
-    const { body, values } = allocTensorBatch(indices, source.dtype, source.innerShape)
-    source.readRows(indices, values)
-    return body
-  }
-  const size = indices.length * source.rowBytes
-  let into: Buffer | undefined
-  if (size <= SCRATCH_MAX_BYTES) {
-    if (scratch === undefined || scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20))
-    into = scratch
-  }
-  return encodeArrowTensorBatch(indices, source.readRows(indices, into), source.dtype, source.innerShape)
 }
 
 function changed (): AppError {

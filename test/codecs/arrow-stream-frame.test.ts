@@ -9,7 +9,8 @@ import {
   allocTensorBatch, DTYPE_BYTES, encodeArrowBatch, encodeArrowTensorBatch, encodeArrowTensorBatchWithWriter, type TensorDtype
 } from '../../src/codecs/arrow-batch.js'
 import { frameOf, writeFrame } from '../../src/codecs/arrow-stream-frame.js'
-import { encodeNpyArrowBatch, indexNpy, openNpySource } from '../../src/sources/npy.js'
+import { indexNpy, openNpySource } from '../../src/sources/npy.js'
+import { encodeNpyArrowBatch } from '../../src/codecs/npy-arrow-batch.js'
 
 const DTYPES = Object.keys(DTYPE_BYTES) as TensorDtype[]
 const SHAPES: number[][] = [[], [1], [3], [2, 3], [0], [3, 0], [5, 7], [128]]

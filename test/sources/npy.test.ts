@@ -6,7 +6,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tableFromIPC } from 'apache-arrow'
 import { DTYPE_BYTES, encodeArrowTensorBatch } from '../../src/codecs/arrow-batch.js'
-import { encodeNpyArrowBatch, indexNpy, loadNpyMeta, npySchema, openNpySource, parseNpyHeader, type NpyMeta } from '../../src/sources/npy.js'
+import { indexNpy, loadNpyMeta, npySchema, openNpySource, parseNpyHeader, type NpyMeta } from '../../src/sources/npy.js'
+import { encodeNpyArrowBatch } from '../../src/codecs/npy-arrow-batch.js'
 import { isAppError, scramble, sourceDigest } from './expect.js'
 
 // The fixtures and their expected records come from numpy itself: see
