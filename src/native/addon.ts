@@ -1,7 +1,8 @@
 // The small native addon (the C files here, built by `npm install` with node-gyp): controls
-// over the process's memory that JavaScript cannot reach (memory.c), and the byte loop that
-// dominates indexing a JSONL file of vectors (number-run.c). Optional: without it the server
-// works the same, with more resident memory and slower indexing.
+// over the process's memory that JavaScript cannot reach (memory.c), the byte loop that
+// dominates indexing a JSONL file of vectors (number-run.c), and a batch's reads in one call
+// (read-runs.c). Optional: without it the server works the same, with more resident memory
+// and slower indexing and builds.
 import { createRequire } from 'node:module'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -15,6 +16,7 @@ export interface NativeAddon {
   detachBuffer: (buffer: ArrayBuffer) => boolean
   adjustExternalMemory: (change: number) => number
   skipNumberRun: (bytes: Uint8Array, p: number, end: number) => number
+  readRuns: (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number) => boolean
 }
 
 let loaded: { addon: NativeAddon } | { error: string } | undefined

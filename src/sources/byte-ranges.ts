@@ -2,15 +2,17 @@
 // of the distinct requested records are laid out in file order in one Buffer, and records
 // that follow each other in the file (no shuffle, contiguous partitions) share one read.
 //
-// Reads are synchronous `readSync` calls (pread). Measured with scripts/measure-sources.ts on
-// a 1 GiB JSONL file in page cache: a batch of 128 shuffled ~1 KiB records takes ~0.4 ms
-// (median) with readSync against ~1.3-1.9 ms with 128 concurrent FileHandle.read calls, whose
-// cost is the libuv pool's per-call hand-off rather than the copy. A batch is a few hundred
-// KiB, so the event loop is held for well under a millisecond when the data is cached; on a
-// cold disk each read waits for the device, which is the price of this choice.
+// Reads are synchronous preads. Measured with scripts/measure-sources.ts on a 1 GiB JSONL file
+// in page cache: a batch of 128 shuffled ~1 KiB records takes ~0.4 ms (median) with readSync
+// against ~1.3-1.9 ms with 128 concurrent FileHandle.read calls, whose cost is the libuv
+// pool's per-call hand-off rather than the copy. With the addon all of a batch's reads are
+// one call (src/native/read-runs.c), which saves readSync's ~2-3 us of binding per read. A
+// batch is a few hundred KiB, so its thread is held for well under a millisecond when the data
+// is cached; on a cold disk each read waits for the device, which is the price of this choice.
 import { readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { AppError } from '../errors.js'
+import { nativeAddon } from '../native/addon.js'
 import type { OffsetIndex } from './offset-index.js'
 
 /** How one batch's records map onto reads and onto the batch buffer. */
@@ -72,22 +74,37 @@ export function planReads (index: OffsetIndex, indices: readonly number[]): Read
   return { records, slotOf, at, runs, numRuns }
 }
 
-/** Reads a plan's regions into one Buffer, one `readSync` per run. */
+/** Reads a plan's regions into one Buffer. */
 export function readPlanSync (fd: number, plan: ReadPlan): Buffer {
   const buf = Buffer.allocUnsafe(plan.at[plan.records.length]!)
-  const { runs } = plan
-  for (let r = 0; r < plan.numRuns; r++) {
+  if (!readRuns(fd, buf, plan.runs, plan.numRuns)) throw sourceShrank()
+  return buf
+}
+
+/**
+ * Reads runs (triples: file start, file end, position in `buf`) into `buf`: false when the
+ * file ended before a run did. The addon's loop when it is built, picked at the first call,
+ * else one readSync per run.
+ */
+export let readRuns = function firstReadRuns (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number): boolean {
+  const loaded = nativeAddon()
+  readRuns = 'addon' in loaded && typeof loaded.addon.readRuns === 'function' ? loaded.addon.readRuns : readRunsJs
+  return readRuns(fd, buf, runs, numRuns)
+}
+
+export function readRunsJs (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number): boolean {
+  for (let r = 0; r < numRuns; r++) {
     let filePos = runs[r * 3]!
     const fileEnd = runs[r * 3 + 1]!
     let bufPos = runs[r * 3 + 2]!
     while (filePos < fileEnd) {
       const got = readSync(fd, buf, bufPos, fileEnd - filePos, filePos)
-      if (got === 0) throw sourceShrank()
+      if (got === 0) return false
       filePos += got
       bufPos += got
     }
   }
-  return buf
+  return true
 }
 
 /** The same with concurrent FileHandle.read calls (kept for the measurement script). */

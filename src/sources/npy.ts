@@ -14,13 +14,13 @@
 // ... see TensorDtype) for shape (N,), else `fixed_size_list<dtype>` with `shape` the inner
 // dimensions: (N, 3, 32, 32) float32 is { name: 'data', type: 'fixed_size_list<float32>',
 // shape: [3, 32, 32] }, the Arrow column encodeArrowTensorBatch builds from readRows().
-import { readSync } from 'node:fs'
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises'
 import { DTYPE_BYTES, type TensorDtype } from '../codecs/tensor-dtype.js'
 import { AppError } from '../errors.js'
 import type { SchemaField } from '../store/registry.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
 import { hashFile, readFull } from './file-io.js'
+import { readRuns } from './byte-ranges.js'
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]) // \x93NUMPY
 // numpy itself refuses headers above 10 KB unless told otherwise; leave room, stay bounded.
@@ -270,22 +270,21 @@ class NpyFileSource implements NpySource {
     // Unpooled, so byteOffset is 0 and any typed array can view it.
     const out = into === undefined ? Buffer.allocUnsafeSlow(size) : into.subarray(0, size)
     if (rowBytes === 0) return out
-    const fd = this.#fh.fd
+    // One read per run of consecutive rows, all in one call (byte-ranges.ts).
+    const runs = new Float64Array(indices.length * 3)
+    let numRuns = 0
     let k = 0
     while (k < indices.length) {
       let end = k + 1
       while (end < indices.length && indices[end] === indices[end - 1]! + 1) end++
-      let filePos = this.#dataOffset + indices[k]! * rowBytes
-      let bufPos = k * rowBytes
-      const bufEnd = end * rowBytes
-      while (bufPos < bufEnd) {
-        const got = readSync(fd, out, bufPos, bufEnd - bufPos, filePos)
-        if (got === 0) throw new AppError('SOURCE_CHANGED', 'the .npy file is shorter than when it was indexed; it changed on disk, so register the dataset again')
-        bufPos += got
-        filePos += got
-      }
+      const filePos = this.#dataOffset + indices[k]! * rowBytes
+      runs[numRuns * 3] = filePos
+      runs[numRuns * 3 + 1] = filePos + (end - k) * rowBytes
+      runs[numRuns * 3 + 2] = k * rowBytes
+      numRuns++
       k = end
     }
+    if (!readRuns(this.#fh.fd, out, runs, numRuns)) throw new AppError('SOURCE_CHANGED', 'the .npy file is shorter than when it was indexed; it changed on disk, so register the dataset again')
     return out
   }
 
