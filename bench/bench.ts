@@ -345,9 +345,8 @@ async function main (): Promise<void> {
   }
 
   // 8. Registration of a file ten times the size (the JSONL file written ten times over), on
-  // a fresh server too: per registration the server starts its indexing threads (50-150 ms
-  // here), which the default file's ~0.3 s hardly amortises; this row shows the rate a large
-  // dataset registers at.
+  // a fresh server too: the rate a large dataset registers at, with the fixed costs of a
+  // registration amortised and a second indexing thread (from 128 MiB).
   const bigJsonl = path.join(dataRoot, 'vectors-x10.jsonl')
   const oneJsonl = await readFile(path.join(dataRoot, 'vectors.jsonl'))
   await writeFile(bigJsonl, oneJsonl)

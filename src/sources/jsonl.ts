@@ -5,18 +5,19 @@
 // the validation also gathers the records' schema (codecs/schema-scan.ts), so that the schema
 // needs no second pass.
 //
-// Indexing is one pass over large reads into a ring of buffers. The main thread reads, hashes
-// and splits each chunk into lines, records their offsets and cuts the lines into blocks of
-// about 64 KiB. For files of 32 MiB and more a worker thread (this same module) validates
-// blocks too, reading the ring through shared memory: the two threads take the blocks of a
-// chunk in turn from a shared counter, so neither waits for the other whatever their speeds
-// (the worker's code starts unoptimised, and either may lose its core to other processes).
-// Measured on the 2-core machine while other benchmarks ran (page cache; bench's 68.8 MiB file
-// of 50,000 records with 128 floats, and scripts/measure-sources.ts): JSON.parse of every line
-// runs at ~140 MiB/s of one core's time, the byte validator with the schema at ~400-440 MiB/s,
-// and the whole pass at ~320-335 MiB/s on the 68.8 MiB file with a load average of 1.5-3
-// (~200 at 4-5), and at ~210 MiB/s on 1 GiB at 5, about 4.5 CPU-seconds per GiB over both
-// threads. JSON.parse is then only the fallback that words the error message.
+// Indexing is one pass over large reads into a ring of buffers. The main thread reads and
+// splits each chunk into lines, records their offsets, cuts the lines into blocks of about
+// 64 KiB, and hashes and validates them. For files of 128 MiB and more a worker thread (this
+// same module) hashes chunks and validates blocks too, reading the ring through shared memory: the two threads take the
+// blocks of a chunk in turn from a shared counter, and the hash of a chunk (a block of the
+// source digest, source-digest.ts) goes to whichever claims it first, so neither waits for
+// the other whatever their speeds (the worker's code starts unoptimised, and either may lose
+// its core to other processes). Measured on the 2-core machine (page cache; the bench's
+// 68.8 MiB file of 50,000 records with 128 floats): JSON.parse of every line runs at
+// ~140 MiB/s of one core's time, the byte validator with the schema at ~1.5 GB/s (most of it
+// the addon's check of the numbers, 64 bytes at a time), SHA-256 at ~1.5 GB/s; the pass takes
+// ~120-135 ms on one thread, and a 688 MiB file registers at ~775-840 MiB/s on two. JSON.parse
+// is then only the fallback that words the error message.
 import { isUtf8 } from 'node:buffer'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
