@@ -107,7 +107,10 @@ export async function indexSourceInWorker (format: SourceFormat, filePath: strin
   }
 }
 
-/** One worker thread that runs indexing jobs, one at a time. */
+/**
+ * One worker thread, which may start before its job is known (prepare): it loads the indexing
+ * code at once, then runs the job it is sent.
+ */
 class IndexThread {
   dead = false
   #worker: Worker
@@ -180,8 +183,8 @@ async function chunkWorkerFor (format: SourceFormat, filePath: string): Promise<
   return started
 }
 
-// The worker's side: loads the indexing code at once, before a job needs it, and runs each
-// job it is sent (a failure to load is each job's error).
+// The worker's side: loads the indexing code at once, before a job needs it, and runs the
+// job it is sent (a failure to load is the job's error).
 function serveJobs (port: MessagePort): void {
   const loading = import('./index-source.js')
   loading.catch(() => {})
