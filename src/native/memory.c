@@ -24,7 +24,7 @@
 typedef void (*set_limit_fn)(int);
 
 // setMmapLimit(bindingPath, limit): true when LevelDB's setting was found and set.
-static napi_value SetMmapLimit(napi_env env, napi_callback_info info) {
+napi_value SetMmapLimit(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_value result;
@@ -53,7 +53,7 @@ static napi_value SetMmapLimit(napi_env env, napi_callback_info info) {
 // worker and LevelDB threads), and glibc returns only the free space at a heap's top, so
 // freed bodies would stay resident as holes. malloc_trim(0) releases whole free pages
 // anywhere in every arena (madvise). Elsewhere than glibc it does nothing.
-static napi_value MallocTrim(napi_env env, napi_callback_info info) {
+napi_value MallocTrim(napi_env env, napi_callback_info info) {
   napi_value result;
   (void)info;
 #ifdef __GLIBC__
@@ -67,7 +67,7 @@ static napi_value MallocTrim(napi_env env, napi_callback_info info) {
 // detachBuffer(arrayBuffer): detaches it, which frees its memory now (when nothing else holds
 // its backing store) instead of at a later garbage collection; true when it was detached.
 // Every view of it then reads as empty. src/cache/body-release.ts says when that is safe.
-static napi_value DetachBuffer(napi_env env, napi_callback_info info) {
+napi_value DetachBuffer(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_value result;
@@ -94,7 +94,7 @@ static napi_value DetachBuffer(napi_env env, napi_callback_info info) {
 // ArrayBuffer's memory there and starts a collection whenever the total grows by ~64 MiB,
 // on the guess that collecting frees some; the memory tier subtracts what it holds, which no
 // collection can free while it holds it (memory-tier.ts).
-static napi_value AdjustExternal(napi_env env, napi_callback_info info) {
+napi_value AdjustExternal(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   int64_t change = 0;
@@ -105,17 +105,4 @@ static napi_value AdjustExternal(napi_env env, napi_callback_info info) {
   napi_adjust_external_memory(env, change, &total);
   napi_create_int64(env, total, &result);
   return result;
-}
-
-napi_status register_memory(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_status status = napi_create_function(env, "setMmapLimit", NAPI_AUTO_LENGTH, SetMmapLimit, NULL, &fn);
-  if (status == napi_ok) status = napi_set_named_property(env, exports, "setMmapLimit", fn);
-  if (status == napi_ok) status = napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, MallocTrim, NULL, &fn);
-  if (status == napi_ok) status = napi_set_named_property(env, exports, "mallocTrim", fn);
-  if (status == napi_ok) status = napi_create_function(env, "detachBuffer", NAPI_AUTO_LENGTH, DetachBuffer, NULL, &fn);
-  if (status == napi_ok) status = napi_set_named_property(env, exports, "detachBuffer", fn);
-  if (status == napi_ok) status = napi_create_function(env, "adjustExternalMemory", NAPI_AUTO_LENGTH, AdjustExternal, NULL, &fn);
-  if (status == napi_ok) status = napi_set_named_property(env, exports, "adjustExternalMemory", fn);
-  return status;
 }

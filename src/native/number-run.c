@@ -149,7 +149,7 @@ static int64_t skip_number_run(const uint8_t* b, int64_t p, int64_t end) {
 }
 
 // skipNumberRun(bytes: Uint8Array, p: number, end: number): number
-static napi_value SkipNumberRun(napi_env env, napi_callback_info info) {
+napi_value SkipNumberRun(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   napi_value result;
@@ -170,11 +170,4 @@ static napi_value SkipNumberRun(napi_env env, napi_callback_info info) {
   }
   napi_create_int64(env, skip_number_run((const uint8_t*)data, p, end), &result);
   return result;
-}
-
-napi_status register_number_run(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_status status = napi_create_function(env, "skipNumberRun", NAPI_AUTO_LENGTH, SkipNumberRun, NULL, &fn);
-  if (status != napi_ok) return status;
-  return napi_set_named_property(env, exports, "skipNumberRun", fn);
 }

@@ -35,7 +35,7 @@ static int64_t read_runs(int fd, uint8_t* buf, size_t length, const double* runs
 
 // readRuns(fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number): boolean
 // true when every run was read, false when the file ended first; throws on a read error.
-static napi_value ReadRuns(napi_env env, napi_callback_info info) {
+napi_value ReadRuns(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_typedarray_type buf_type, runs_type;
@@ -73,11 +73,4 @@ static napi_value ReadRuns(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_get_boolean(env, status == 0, &result);
   return result;
-}
-
-napi_status register_read_runs(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_status status = napi_create_function(env, "readRuns", NAPI_AUTO_LENGTH, ReadRuns, NULL, &fn);
-  if (status != napi_ok) return status;
-  return napi_set_named_property(env, exports, "readRuns", fn);
 }
