@@ -16,7 +16,7 @@ import datasetRoutes from './routes/datasets.js'
 import batchRoutes from './routes/batches.js'
 import metricsRoutes from './routes/metrics.js'
 import { createBodyReleaser, type BodyReleaser } from './cache/body-release.js'
-import { nativeAddon } from './native/addon.js'
+import { addonFunction } from './native/addon.js'
 import { createTrimmer } from './cache/reclaim.js'
 import type { IndexThreads } from './sources/index-worker.js'
 
@@ -36,9 +36,8 @@ export interface BuildOptions {
  * which glibc is asked to give back (at most once a second).
  */
 function bodyReleaser (config: Config): BodyReleaser {
-  const native = nativeAddon()
   return createBodyReleaser({
-    detach: 'error' in native ? undefined : native.addon.detachBuffer,
+    detach: addonFunction('detachBuffer'),
     maxWaitingBytes: Math.min(32 << 20, Math.max(8 << 20, Math.floor(config.memoryCacheBytes / 16))),
     onFreed: createTrimmer()
   })

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache'
 import type { CacheMetrics } from './metrics.js'
 import { createReclaimer } from './reclaim.js'
 import type { BodyReleaser } from './body-release.js'
-import { nativeAddon } from '../native/addon.js'
+import { addonFunction } from '../native/addon.js'
 
 export interface CachedBatch {
   body: Buffer
@@ -57,9 +57,8 @@ export interface MemoryTier {
  * 69 MiB epoch of json batches (V8's marking threads). No-ops without the addon.
  */
 function externalAccounting (): { hold: (bytes: number) => void, release: (bytes: number) => void } {
-  const native = nativeAddon()
-  if ('error' in native) return { hold: () => {}, release: () => {} }
-  const adjust = native.addon.adjustExternalMemory
+  const adjust = addonFunction('adjustExternalMemory')
+  if (adjust === undefined) return { hold: () => {}, release: () => {} }
   return { hold: (bytes) => { adjust(-bytes) }, release: (bytes) => { adjust(bytes) } }
 }
 

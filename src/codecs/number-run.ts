@@ -5,7 +5,7 @@
 // (x86-64: the bench's vectors). Without the addon (no C toolchain at install) the
 // JavaScript loop below runs: both accept, and stop at, exactly the same bytes
 // (test/codecs/number-run.test.ts holds the addon to this one).
-import { nativeAddon } from '../native/addon.js'
+import { addonFunction } from '../native/addon.js'
 
 /**
  * A JSON number at p, then, as long as a comma (with blanks around it) is followed by another
@@ -62,8 +62,7 @@ function isBlank (c: number): boolean {
 
 /** The addon's loop when it is built (and has it), else the JavaScript one. */
 export function nativeSkipNumberRun (): SkipNumberRun | undefined {
-  const loaded = nativeAddon()
-  return 'addon' in loaded && typeof loaded.addon.skipNumberRun === 'function' ? loaded.addon.skipNumberRun : undefined
+  return addonFunction('skipNumberRun')
 }
 
 /**

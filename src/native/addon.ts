@@ -33,6 +33,15 @@ function packageRoot (): string {
   }
 }
 
+/**
+ * One of the addon's functions, or undefined when the addon is not built, or was built before
+ * it had that function (the callers then use their JavaScript twin, or do without).
+ */
+export function addonFunction<K extends keyof NativeAddon> (name: K): NativeAddon[K] | undefined {
+  const loaded = nativeAddon()
+  return 'addon' in loaded && typeof loaded.addon[name] === 'function' ? loaded.addon[name] : undefined
+}
+
 /** The addon, or why it cannot be loaded (not built, say). */
 export function nativeAddon (): { addon: NativeAddon } | { error: string } {
   if (loaded !== undefined) return loaded

@@ -12,7 +12,7 @@
 import { readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { AppError } from '../errors.js'
-import { nativeAddon } from '../native/addon.js'
+import { addonFunction } from '../native/addon.js'
 import type { OffsetIndex } from './offset-index.js'
 
 /** How one batch's records map onto reads and onto the batch buffer. */
@@ -87,8 +87,7 @@ export function readPlanSync (fd: number, plan: ReadPlan): Buffer {
  * else one readSync per run.
  */
 export let readRuns = function firstReadRuns (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number): boolean {
-  const loaded = nativeAddon()
-  readRuns = 'addon' in loaded && typeof loaded.addon.readRuns === 'function' ? loaded.addon.readRuns : readRunsJs
+  readRuns = addonFunction('readRuns') ?? readRunsJs
   return readRuns(fd, buf, runs, numRuns)
 }
 
