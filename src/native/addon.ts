@@ -1,7 +1,7 @@
 // The small native addon (the C files here, built by `npm install` with node-gyp): controls
 // over the process's memory that JavaScript cannot reach (memory.c), the byte loop that
-// dominates indexing a JSONL file of vectors (number-run.c), and a batch's reads in one call
-// (read-runs.c). Optional: without it the server works the same, with more resident memory
+// dominates indexing a JSONL file of vectors (number-run.c), a batch's reads in one call
+// (read-runs.c), and a source's digest hashed beside its indexing pass (hash-file.c). Optional: without it the server works the same, with more resident memory
 // and slower indexing and builds.
 import { createRequire } from 'node:module'
 import { existsSync, readFileSync } from 'node:fs'
@@ -17,6 +17,7 @@ export interface NativeAddon {
   adjustExternalMemory: (change: number) => number
   skipNumberRun: (bytes: Uint8Array, p: number, end: number) => number
   readRuns: (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number) => boolean
+  hashFileBlocks: (fd: number, blockBytes: number, stop: Int32Array) => Promise<{ hashes: Buffer, bytes: number }>
 }
 
 let loaded: { addon: NativeAddon } | { error: string } | undefined

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "shardfeed_native",
-      "sources": ["addon.c", "memory.c", "number-run.c", "read-runs.c"],
+      "sources": ["addon.c", "memory.c", "number-run.c", "read-runs.c", "hash-file.c"],
       "libraries": ["-ldl"]
     }
   ]

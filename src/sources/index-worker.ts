@@ -183,11 +183,13 @@ async function chunkWorkerFor (format: SourceFormat, filePath: string): Promise<
   return started
 }
 
-// The worker's side: loads the indexing code at once, before a job needs it, and runs the
-// job it is sent (a failure to load is the job's error).
+// The worker's side: loads the indexing code and warms the file hasher at once, before a job
+// needs them, and runs the job it is sent (a failure to load is the job's error).
 function serveJobs (port: MessagePort): void {
   const loading = import('./index-source.js')
   loading.catch(() => {})
+  // A failure here only leaves the first job's hashing slower.
+  import('./file-io.js').then(async ({ warmFileDigest }) => { await warmFileDigest() }).catch(() => {})
   port.on('message', (job: Job) => {
     runJob(loading, job, port).catch(() => {})
   })

@@ -7,22 +7,26 @@
 //
 // Indexing is one pass over large reads into a ring of buffers. The main thread reads and
 // splits each chunk into lines, records their offsets, cuts the lines into blocks of about
-// 64 KiB, and hashes and validates them. For files of 128 MiB and more a worker thread (this
-// same module) hashes chunks and validates blocks too, reading the ring through shared memory: the two threads take the
+// 64 KiB, and validates them; meanwhile the addon hashes the file on libuv's pool
+// (file-io.ts, startFileDigest), or without it the main thread hashes the chunks too. For
+// files of 128 MiB and more a worker thread (this same module) hashes chunks and validates
+// blocks too, reading the ring through shared memory: the two threads take the
 // blocks of a chunk in turn from a shared counter, and the hash of a chunk (a block of the
 // source digest, source-digest.ts) goes to whichever claims it first, so neither waits for
 // the other whatever their speeds (the worker's code starts unoptimised, and either may lose
 // its core to other processes). Measured on the 2-core machine (page cache; the bench's
 // 68.8 MiB file of 50,000 records with 128 floats): JSON.parse of every line runs at
 // ~140 MiB/s of one core's time, the byte validator with the schema at ~1.5 GB/s (most of it
-// the addon's check of the numbers, 64 bytes at a time), SHA-256 at ~1.5 GB/s; the pass takes
-// ~120-135 ms on one thread, and a 688 MiB file registers at ~775-840 MiB/s on two. JSON.parse
-// is then only the fallback that words the error message.
+// the addon's check of the numbers, 64 bytes at a time), SHA-256 at ~1.5 GB/s. The pass took
+// ~120-135 ms hashing on its own thread, and ~110-120 ms of that thread's time with the file
+// hashed beside it; through the server a first registration took 186-247 ms (median 193)
+// against 225-289 ms (median 255). A 688 MiB file registers at ~775-840 MiB/s on two threads.
+// JSON.parse is only the fallback that words the error message.
 import { isUtf8 } from 'node:buffer'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
-import { openIndexedFile, readFull } from './file-io.js'
+import { openIndexedFile, readFull, startFileDigest, type FileDigestJob } from './file-io.js'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
@@ -59,6 +63,12 @@ export interface JsonlIndexOptions extends IndexOptions {
    */
   ring?: { slotBytes: number, blockBytes: number, worker: boolean, mainBlocks?: number }
   /**
+   * For tests: false hashes the file on the pass's own thread, as without the addon. By
+   * default a pass that does not share the hashing with a chunk worker has the addon hash the
+   * file on libuv's pool (startFileDigest).
+   */
+  fileDigest?: boolean
+  /**
    * The port of a chunk worker the caller started (startChunkWorker), so that it boots while
    * the caller's own thread does; the pass starts one itself when it needs one and has none.
    */
@@ -79,12 +89,13 @@ export interface JsonlIndexResult extends IndexResult {
  * removed.
  */
 export async function indexJsonl (filePath: string, indexPath: string, opts: JsonlIndexOptions = {}): Promise<JsonlIndexResult> {
-  const { onProgress, signal, ring: forced, chunkPort } = opts
+  const { onProgress, signal, ring: forced, chunkPort, fileDigest: digestBeside = true } = opts
   signal?.throwIfAborted()
   const fh = await open(filePath, 'r')
   let writer: OffsetIndexWriter | undefined
   let worker: ChunkWorker | undefined
   let scanner: LineScanner | undefined
+  let fileDigest: FileDigestJob | undefined
   const released: Array<Promise<void>> = []
   try {
     const total = (await fh.stat()).size
@@ -101,6 +112,8 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     const hashes = offload && slotBytes === DIGEST_BLOCK_BYTES ? new SlotHashes(new SharedArrayBuffer(SlotHashes.bytes(numSlots)), numSlots) : undefined
     if (offload) worker = new ChunkWorker(ring as SharedArrayBuffer, slotBytes, blocks, hashes, chunkPort)
     else chunkPort?.close()
+    // Otherwise the file is hashed beside the pass, on libuv's pool, when the addon is built.
+    if (hashes === undefined && digestBeside) fileDigest = startFileDigest(fh)
     const slots: Buffer[] = []
     // Whether the worker may still read a slot; `released` settles when it is done.
     const busy: boolean[] = []
@@ -150,7 +163,7 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
 
       const chunk = slots[s]!.subarray(0, n)
       if (hashes === undefined) {
-        digest.update(chunk)
+        if (fileDigest === undefined) digest.update(chunk)
       } else {
         hashes.reset(s)
         slotChunk[s] = chunkNo
@@ -201,7 +214,7 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     const schema = mergeSummaries([scanner.schema.summary(), await worker?.finish() ?? EMPTY_SUMMARY])
     await writer.close()
     onProgress?.(pos, pos)
-    return { numRecords: scanner.records, digest: digest.hex(), bytes: pos, schema }
+    return { numRecords: scanner.records, digest: fileDigest === undefined ? digest.hex() : await digestOf(fileDigest, pos), bytes: pos, schema }
   } catch (err) {
     await writer?.abort()
     if (!(err instanceof AppError)) throw err
@@ -213,8 +226,20 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     throw first !== undefined ? invalidLine(first.line, first.reason) : err
   } finally {
     await worker?.close()
+    // The pool thread reads the file until its job settles.
+    if (fileDigest !== undefined) {
+      fileDigest.stop()
+      await fileDigest.done.catch(ignore)
+    }
     await fh.close()
   }
+}
+
+/** The digest hashed beside the pass, which must have hashed the same `bytes` as the pass read. */
+async function digestOf (job: FileDigestJob, bytes: number): Promise<string> {
+  const hashed = await job.done
+  if (hashed.bytes !== bytes) throw new AppError('SOURCE_INVALID', 'the source file changed while it was being indexed; register it again once it is complete')
+  return hashed.digest
 }
 
 const EMPTY_SUMMARY: SchemaSummary = { records: 0, conflict: false, columns: [] }

@@ -174,6 +174,21 @@ describe('indexJsonl', () => {
     }
   })
 
+  test('the digest is the same hashed beside the pass (the addon) or on its own thread', async () => {
+    // ~9 MiB: two whole 4 MiB blocks of the digest and a shorter one.
+    const line = '{"x":[' + Array.from({ length: 40 }, (_, i) => (i * 0.37).toFixed(3)).join(',') + ']}\n'
+    const content = Buffer.from(line.repeat(Math.ceil(9.3 * 1024 * 1024 / line.length)))
+    const { file, idx } = await put(content)
+    const expected = sourceDigest(content)
+    for (const fileDigest of [true, false]) {
+      for (const opts of [{ fileDigest }, { fileDigest, ring: { slotBytes: 1 << 20, blockBytes: 64 << 10, worker: true, mainBlocks: 1 } }]) {
+        const result = await indexJsonl(file, idx, opts)
+        assert.equal(result.digest, expected, JSON.stringify(opts))
+        assert.equal(result.bytes, content.length)
+      }
+    }
+  })
+
   test('abort before and during the pass', async () => {
     const { file, idx } = await put('{"a":1}\n')
     await assert.rejects(indexJsonl(file, idx, { signal: AbortSignal.abort() }), { name: 'AbortError' })

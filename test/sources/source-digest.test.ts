@@ -1,10 +1,16 @@
 // The source digest (source-digest.ts) against its definition (expect.ts's sourceDigest),
-// whatever the sizes of the pieces it is fed and whoever hashed its blocks.
+// whatever the sizes of the pieces it is fed and whoever hashed its blocks, the addon on
+// libuv's pool included.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { test } from 'node:test'
+import { open } from 'node:fs/promises'
+import os from 'node:os'
+import { describe, test } from 'node:test'
 import { DIGEST_BLOCK_BYTES, hashBlock, SourceDigest } from '../../src/sources/source-digest.js'
+import { startFileDigest, warmFileDigest } from '../../src/sources/file-io.js'
+import { addonFunction } from '../../src/native/addon.js'
 import { sourceDigest } from './expect.js'
+import { tempFiles } from './temp-files.js'
 
 const bytes = randomBytes(2 * DIGEST_BLOCK_BYTES + 12345)
 
@@ -36,4 +42,51 @@ test('a block hash cannot follow part of a block', () => {
   const digest = new SourceDigest()
   digest.update(bytes.subarray(0, 10))
   assert.throws(() => { digest.addBlockHash(Buffer.alloc(32)) }, /whole blocks/)
+})
+
+describe('the file hashed on the pool by the addon (startFileDigest)', () => {
+  const files = tempFiles('digest', 'bin')
+  const hashFileBlocks = addonFunction('hashFileBlocks')
+
+  test('files across block ends give the defined digest and their length', async () => {
+    assert.ok(hashFileBlocks !== undefined, 'the addon is built by npm install and has hashFileBlocks')
+    for (const size of [0, 1, DIGEST_BLOCK_BYTES - 1, DIGEST_BLOCK_BYTES, DIGEST_BLOCK_BYTES + 1, bytes.length]) {
+      const { file } = await files.put(bytes.subarray(0, size))
+      const fh = await open(file, 'r')
+      try {
+        const job = startFileDigest(fh)
+        assert.ok(job !== undefined)
+        assert.deepEqual(await job.done, { digest: sourceDigest(bytes.subarray(0, size)), bytes: size }, `size ${size}`)
+      } finally {
+        await fh.close()
+      }
+    }
+  })
+
+  test('a stopped job, a read error and bad arguments reject', async () => {
+    assert.ok(hashFileBlocks !== undefined)
+    const { file } = await files.put(bytes)
+    const fh = await open(file, 'r')
+    try {
+      const stopped = new Int32Array(new SharedArrayBuffer(4))
+      stopped[0] = 1
+      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped), { errno: os.constants.errno.ECANCELED })
+      assert.throws(() => hashFileBlocks(-1, DIGEST_BLOCK_BYTES, stopped), TypeError)
+      assert.throws(() => hashFileBlocks(fh.fd, 0, stopped), TypeError)
+      assert.throws(() => hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Int32Array(0)), TypeError)
+      assert.throws(() => hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Uint8Array(4) as unknown as Int32Array), TypeError)
+    } finally {
+      await fh.close()
+    }
+    const dir = await open(files.dir(), 'r')
+    try {
+      await assert.rejects(startFileDigest(dir)!.done, { errno: os.constants.errno.EISDIR })
+    } finally {
+      await dir.close()
+    }
+  })
+
+  test('warming the hasher needs no file of its own', async () => {
+    await warmFileDigest()
+  })
 })
