@@ -276,20 +276,23 @@ async function main (): Promise<void> {
   log(`disk-tier server: X-Cache sample ${JSON.stringify(diskTiers)}`)
 
   // 6. The load generator, in rounds: each round runs every target for roundSec, back to back.
+  // The memory tier runs between the two targets it is compared with (nginx, and the disk
+  // tier), so each ratio pairs measurements seconds apart; every other round runs the list
+  // backwards, so that neither target of a pair always runs first.
   const targets = [
+    { key: 'ngJ', title: 'nginx json', origin: ngx.url, paths: interleave(nginxPaths(dJ, 'json')) },
     { key: 'memJ', title: 'shardfeed memory json', origin: s1.url, paths: interleave(pathsJ0) },
     { key: 'diskJ', title: 'shardfeed disk json', origin: s2.url, paths: interleave(pathsJ0) },
-    { key: 'ngJ', title: 'nginx json', origin: ngx.url, paths: interleave(nginxPaths(dJ, 'json')) },
     { key: 'nodeJ', title: 'node:http json', origin: nodeStatic.url, paths: interleave(nginxPaths(dJ, 'json')) },
+    { key: 'ngA', title: 'nginx arrow', origin: ngx.url, paths: interleave(nginxPaths(dN, 'arrow')) },
     { key: 'memA', title: 'shardfeed memory arrow', origin: s1.url, paths: interleave(pathsA0) },
     { key: 'diskA', title: 'shardfeed disk arrow', origin: s2.url, paths: interleave(pathsA0) },
-    { key: 'ngA', title: 'nginx arrow', origin: ngx.url, paths: interleave(nginxPaths(dN, 'arrow')) },
     { key: 'nodeA', title: 'node:http arrow', origin: nodeStatic.url, paths: interleave(nginxPaths(dN, 'arrow')) }
   ] as const
   const results = new Map<string, LoadResult[]>(targets.map((t) => [t.key, []]))
   for (let round = 0; round < rounds; round++) {
     log(`load round ${round + 1} of ${rounds}: ${connections} connections, ${roundSec} s a target`)
-    for (const t of targets) results.get(t.key)!.push(await load(t.title, t.origin, t.paths, roundSec))
+    for (const t of round % 2 === 0 ? targets : [...targets].reverse()) results.get(t.key)!.push(await load(t.title, t.origin, t.paths, roundSec))
   }
   const memJ = summariseWarm(results.get('memJ')!)
   const diskJ = summariseWarm(results.get('diskJ')!)
@@ -403,7 +406,7 @@ async function main (): Promise<void> {
     `- Dataset: ${numRecords} records x ${DIM} float32 (JSONL ${fmt(files.jsonlBytes / MiB)} MiB, npy ${fmt(files.npyBytes / MiB)} MiB); batchSize ${BATCH_SIZE}, numShards ${NUM_SHARDS}, shuffle, seed ${SEED}; ${coldJ.runs[0]!.requests} batches an epoch; json batch ${fmt(jsonBatchKiB)} KiB, arrow batch ${fmt(arrowBatchKiB)} KiB (mean).`,
     `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}. Server CPU per cold epoch (core-s, all threads, until ${COLD_SETTLE_MS} ms after the epoch): json ${coldCpuJ.map((c) => c.toFixed(2)).join(', ')}; arrow ${coldCpuA.map((c) => c.toFixed(2)).join(', ')}.`,
     `- X-Cache: cold json epoch 0 ${JSON.stringify(coldRunsJ[0]!.xcache)}, cold arrow epoch 0 ${JSON.stringify(coldRunsA[0]!.xcache)}; second warm trainer pass json ${JSON.stringify(warmJ.xcache)}, arrow ${JSON.stringify(warmA.xcache)}; samples after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}.`,
-    `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
+    `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back, the memory tier between nginx and the disk tier, every other round in reverse order (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
     `- Targets met: ${met} of ${targetCount}${missed.length > 0 ? ` (not met: ${missed.join('; ')})` : ''}.`
   ]
 
