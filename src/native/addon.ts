@@ -17,7 +17,8 @@ export interface NativeAddon {
   adjustExternalMemory: (change: number) => number
   skipNumberRun: (bytes: Uint8Array, p: number, end: number) => number
   readRuns: (fd: number, buf: Uint8Array, runs: Float64Array, numRuns: number) => boolean
-  hashFileBlocks: (fd: number, blockBytes: number, stop: Int32Array) => Promise<{ hashes: Buffer, bytes: number }>
+  /** null while another job runs in the process (one at a time, see hash-file.c). */
+  hashFileBlocks: (fd: number, blockBytes: number, stop: Int32Array) => Promise<{ hashes: Buffer, bytes: number }> | null
 }
 
 let loaded: { addon: NativeAddon } | { error: string } | undefined

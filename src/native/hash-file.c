@@ -14,6 +14,13 @@
 
 #define HASH_BYTES 32
 
+// Jobs running in the process, across its threads (the addon's statics are shared by every
+// thread that loads it). One at a time: libuv's pool (4 threads) also serves the disk tier's
+// reads, which must not queue behind several registrations' hashing, and on a small machine
+// a second job would only share the cores. Callers hash on their own thread meanwhile.
+#define MAX_RUNNING 1
+static int running = 0;
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -26,7 +33,15 @@ typedef struct {
   size_t capacity;
   int64_t bytes;
   int error;            // errno of a failed read or allocation, or ECANCELED
+  int counted;          // still counted in `running` (until execute ends, or complete if it never ran)
 } hash_job;
+
+static void uncount(hash_job* job) {
+  if (job->counted) {
+    job->counted = 0;
+    __atomic_fetch_sub(&running, 1, __ATOMIC_RELEASE);
+  }
+}
 
 // Reads block_bytes (or up to the end of the file) at `at`; returns the bytes read or -errno.
 static int64_t read_block(int fd, uint8_t* buf, size_t length, int64_t at) {
@@ -49,6 +64,7 @@ static void execute(napi_env env, void* data) {
   uint8_t* buf = malloc(job->block_bytes);
   if (buf == NULL) {
     job->error = ENOMEM;
+    uncount(job);
     return;
   }
   for (;;) {
@@ -82,10 +98,12 @@ static void execute(napi_env env, void* data) {
     if ((size_t)got < job->block_bytes) break;
   }
   free(buf);
+  uncount(job);
 }
 
 static void complete(napi_env env, napi_status status, void* data) {
   hash_job* job = (hash_job*)data;
+  uncount(job);  // when the job was cancelled before it ran
   napi_value result;
   if (status == napi_ok && job->error == 0) {
     napi_value hashes, bytes;
@@ -111,9 +129,10 @@ static void complete(napi_env env, napi_status status, void* data) {
   free(job);
 }
 
-// hashFileBlocks(fd: number, blockBytes: number, stop: Int32Array): Promise<{ hashes: Buffer, bytes: number }>
-// Hashes the file from offset 0 to its end, block by block. The caller keeps `fd` open until
-// the promise settles; setting stop[0] to non-zero makes it reject (errno ECANCELED) soon.
+// hashFileBlocks(fd: number, blockBytes: number, stop: Int32Array): Promise<{ hashes: Buffer, bytes: number }> | null
+// Hashes the file from offset 0 to its end, block by block; null when another job runs. The
+// caller keeps `fd` open until the promise settles; setting stop[0] to non-zero makes it
+// reject (errno ECANCELED) soon.
 napi_value HashFileBlocks(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -131,11 +150,19 @@ napi_value HashFileBlocks(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "hashFileBlocks(fd: number, blockBytes: number, stop: Int32Array)");
     return NULL;
   }
+  if (__atomic_fetch_add(&running, 1, __ATOMIC_ACQUIRE) >= MAX_RUNNING) {
+    __atomic_fetch_sub(&running, 1, __ATOMIC_RELEASE);
+    napi_value none;
+    napi_get_null(env, &none);
+    return none;
+  }
   hash_job* job = calloc(1, sizeof *job);
   if (job == NULL) {
+    __atomic_fetch_sub(&running, 1, __ATOMIC_RELEASE);
     napi_throw_error(env, NULL, "hashFileBlocks: out of memory");
     return NULL;
   }
+  job->counted = 1;
   job->fd = fd;
   job->block_bytes = (size_t)block_bytes;
   job->stop = (const int32_t*)stop;
@@ -149,6 +176,7 @@ napi_value HashFileBlocks(napi_env env, napi_callback_info info) {
     // Nothing was queued: the promise, if made, is left unresolved and unreachable.
     if (job->work != NULL) napi_delete_async_work(env, job->work);
     if (job->stop_ref != NULL) napi_delete_reference(env, job->stop_ref);
+    uncount(job);
     free(job);
     napi_throw_error(env, NULL, "hashFileBlocks: could not start");
     return NULL;

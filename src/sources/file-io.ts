@@ -69,14 +69,18 @@ export interface FileDigestJob {
 /**
  * Starts hashing the whole file on libuv's thread pool (the addon's hashFileBlocks, which
  * reads the file itself), so that a pass reading the same file does not spend its own thread
- * on SHA-256. Undefined without the addon: the caller then hashes the bytes it reads.
+ * on SHA-256. Undefined without the addon, or while another file is hashed so (one at a time
+ * in the process, leaving the pool to the disk tier's reads): the caller then hashes the
+ * bytes it reads.
  */
 export function startFileDigest (fh: FileHandle): FileDigestJob | undefined {
   const hashFileBlocks = addonFunction('hashFileBlocks')
   if (hashFileBlocks === undefined) return undefined
   // Shared memory: the pool thread reads the flag, and it must not move.
   const flag = new Int32Array(new SharedArrayBuffer(4))
-  const done = hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, flag).then(function foldBlockHashes ({ hashes, bytes }) {
+  const started = hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, flag)
+  if (started === null) return undefined
+  const done = started.then(function foldBlockHashes ({ hashes, bytes }) {
     const digest = new SourceDigest()
     for (let p = 0; p < hashes.length; p += BLOCK_HASH_BYTES) digest.addBlockHash(hashes.subarray(p, p + BLOCK_HASH_BYTES))
     return { digest: digest.hex(), bytes }

@@ -70,7 +70,7 @@ describe('the file hashed on the pool by the addon (startFileDigest)', () => {
     try {
       const stopped = new Int32Array(new SharedArrayBuffer(4))
       stopped[0] = 1
-      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped), { errno: os.constants.errno.ECANCELED })
+      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped)!, { errno: os.constants.errno.ECANCELED })
       assert.throws(() => hashFileBlocks(-1, DIGEST_BLOCK_BYTES, stopped), TypeError)
       assert.throws(() => hashFileBlocks(fh.fd, 0, stopped), TypeError)
       assert.throws(() => hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Int32Array(0)), TypeError)
@@ -83,6 +83,33 @@ describe('the file hashed on the pool by the addon (startFileDigest)', () => {
       await assert.rejects(startFileDigest(dir)!.done, { errno: os.constants.errno.EISDIR })
     } finally {
       await dir.close()
+    }
+  })
+
+  test('one job at a time in the process: the next caller hashes on its own thread', async () => {
+    assert.ok(hashFileBlocks !== undefined)
+    const { file } = await files.put(bytes)
+    const fh = await open(file, 'r')
+    try {
+      // ~8 MiB take milliseconds to hash; the second call comes microseconds after the first.
+      const first = startFileDigest(fh)
+      assert.ok(first !== undefined)
+      assert.equal(startFileDigest(fh), undefined)
+      assert.equal(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Int32Array(new SharedArrayBuffer(4))), null)
+      assert.equal((await first.done).digest, sourceDigest(bytes))
+      // Done, stopped or failed, a job makes room for the next.
+      const next = startFileDigest(fh)
+      assert.ok(next !== undefined)
+      next.stop()
+      await next.done.catch(() => {})
+      const stopped = new Int32Array(new SharedArrayBuffer(4))
+      stopped[0] = 1
+      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped)!, { errno: os.constants.errno.ECANCELED })
+      const last = startFileDigest(fh)
+      assert.ok(last !== undefined)
+      assert.equal((await last.done).digest, sourceDigest(bytes))
+    } finally {
+      await fh.close()
     }
   })
 
