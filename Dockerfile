@@ -2,12 +2,14 @@
 # Build stage: install everything and compile TypeScript.
 FROM node:20-bookworm-slim AS build
 # node-gyp builds the small addon in src/native/ (it keeps LevelDB from memory-mapping tables,
-# gives freed memory back to the kernel, and speeds up indexing JSONL vectors).
+# gives freed memory back to the kernel, and speeds up indexing JSONL vectors), and rebuilds
+# classic-level's LevelDB with SSE4.2 CRC32C (scripts/build-leveldb.mjs).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY src/native ./src/native
+COPY scripts/build-leveldb.mjs ./scripts/
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
