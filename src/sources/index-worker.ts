@@ -17,6 +17,7 @@ import type { IndexOptions } from './record-source.js'
 // worker, never in the server's thread, which would keep them (~15 MiB) for nothing.
 import type { SourceFormat, SourceIndex } from './index-source.js'
 import { workerBootstrap } from './worker-bootstrap.js'
+import { CHUNK_WORKER_MIN_BYTES } from './jsonl-threads.js'
 
 const ROLE = 'shardfeed-index-worker'
 
@@ -174,9 +175,9 @@ class IndexThread {
 
 async function chunkWorkerFor (format: SourceFormat, filePath: string): Promise<{ worker: Worker, port: MessagePort } | undefined> {
   if (format !== 'jsonl' && format !== 'json') return undefined
-  const { CHUNK_WORKER_MIN_BYTES, startChunkWorker } = await import('./jsonl.js')
   const size = await stat(filePath).then((st) => st.size, () => 0)
   if (size < CHUNK_WORKER_MIN_BYTES) return undefined
+  const { startChunkWorker } = await import('./jsonl.js')
   const started = startChunkWorker()
   // Its failure reaches the pass as its port closing; the pass then reports it.
   started.worker.on('error', () => {})

@@ -26,6 +26,7 @@ import { isUtf8 } from 'node:buffer'
 import { open, type FileHandle } from 'node:fs/promises'
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { workerBootstrap } from './worker-bootstrap.js'
+import { CHUNK_WORKER_MIN_BYTES } from './jsonl-threads.js'
 import { openIndexedFile, readFull, startFileDigest, type FileDigestJob } from './file-io.js'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
@@ -35,6 +36,7 @@ import type { IndexOptions, IndexResult, RecordSource } from './record-source.js
 import { mergeSummaries, SchemaScanner, skipBlanks, type SchemaSummary } from '../codecs/schema-scan.js'
 
 export { isJsonObject } from '../codecs/schema-scan.js'
+export { CHUNK_WORKER_MIN_BYTES }
 
 // Large files: 8 slots of 4 MiB shared with the worker, deep enough to absorb jitter between
 // the two threads. Small files: 2 slots of 1 MiB, no worker.
@@ -46,11 +48,6 @@ const SMALL_SLOTS = 2
 // the other at the end of the file, and large, so that taking one costs nothing.
 const BLOCK_BYTES = 64 << 10
 const PROGRESS_BYTES = 8 << 20
-// Below this size a worker costs more than it saves: it takes 50-110 ms to start, on a core
-// the pass needs, and one thread runs the pass at ~500-600 MiB/s. Measured through the server
-// (indexing thread ready): the bench's 69 MiB file in ~135 ms of pass on one thread and ~165
-// with the worker; 206 MiB in 368-382 ms of registration on one thread, 342-347 ms on two.
-export const CHUNK_WORKER_MIN_BYTES = 128 << 20
 // A bound on one record, so a file without newlines cannot grow the carry-over without end.
 const MAX_RECORD_BYTES = 64 << 20
 const WORKER_ROLE = 'shardfeed:jsonl-chunks'
