@@ -43,7 +43,7 @@ static void uncount(hash_job* job) {
   }
 }
 
-// Reads block_bytes (or up to the end of the file) at `at`; returns the bytes read or -errno.
+// Reads `length` bytes (fewer at the end of the file) at `at`; returns the bytes read or -errno.
 static int64_t read_block(int fd, uint8_t* buf, size_t length, int64_t at) {
   size_t done = 0;
   while (done < length) {
@@ -58,45 +58,70 @@ static int64_t read_block(int fd, uint8_t* buf, size_t length, int64_t at) {
   return (int64_t)done;
 }
 
+// Bytes read at a time: small enough to stay in the core's cache between pread's copy and the
+// hash that reads it, and to be unmapped as soon as the job ends (malloc maps it on its own).
+#define READ_BYTES (256 << 10)
+
+// Appends the next block's hash slot; false when out of memory.
+static int grow(hash_job* job) {
+  if (job->num_blocks < job->capacity) return 1;
+  size_t capacity = job->capacity == 0 ? 64 : job->capacity * 2;
+  uint8_t* grown = realloc(job->hashes, capacity * HASH_BYTES);
+  if (grown == NULL) return 0;
+  job->hashes = grown;
+  job->capacity = capacity;
+  return 1;
+}
+
 static void execute(napi_env env, void* data) {
   (void)env;
   hash_job* job = (hash_job*)data;
-  uint8_t* buf = malloc(job->block_bytes);
-  if (buf == NULL) {
-    job->error = ENOMEM;
-    uncount(job);
-    return;
-  }
-  for (;;) {
+  uint8_t* buf = malloc(READ_BYTES);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  int ended = 0;
+  if (buf == NULL || ctx == NULL) job->error = ENOMEM;
+  // One block per turn: its bytes in reads of READ_BYTES, then its hash.
+  while (job->error == 0 && !ended) {
     if (__atomic_load_n(job->stop, __ATOMIC_RELAXED) != 0) {
       job->error = ECANCELED;
       break;
     }
-    int64_t got = read_block(job->fd, buf, job->block_bytes, job->bytes);
-    if (got < 0) {
-      job->error = (int)-got;
+    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+      job->error = EIO;
       break;
     }
-    if (got == 0) break;
-    if (job->num_blocks == job->capacity) {
-      size_t capacity = job->capacity == 0 ? 64 : job->capacity * 2;
-      uint8_t* grown = realloc(job->hashes, capacity * HASH_BYTES);
-      if (grown == NULL) {
-        job->error = ENOMEM;
+    size_t in_block = 0;
+    while (in_block < job->block_bytes) {
+      size_t want = job->block_bytes - in_block < READ_BYTES ? job->block_bytes - in_block : READ_BYTES;
+      int64_t got = read_block(job->fd, buf, want, job->bytes + (int64_t)in_block);
+      if (got < 0) {
+        job->error = (int)-got;
         break;
       }
-      job->hashes = grown;
-      job->capacity = capacity;
+      if (got > 0 && EVP_DigestUpdate(ctx, buf, (size_t)got) != 1) {
+        job->error = EIO;
+        break;
+      }
+      in_block += (size_t)got;
+      // A short read is the end of the file (read_block stops only there).
+      if ((size_t)got < want) {
+        ended = 1;
+        break;
+      }
     }
-    unsigned int size = 0;
-    if (EVP_Digest(buf, (size_t)got, job->hashes + job->num_blocks * HASH_BYTES, &size, EVP_sha256(), NULL) != 1) {
+    if (job->error != 0 || in_block == 0) break;
+    if (!grow(job)) {
+      job->error = ENOMEM;
+      break;
+    }
+    if (EVP_DigestFinal_ex(ctx, job->hashes + job->num_blocks * HASH_BYTES, NULL) != 1) {
       job->error = EIO;
       break;
     }
     job->num_blocks++;
-    job->bytes += got;
-    if ((size_t)got < job->block_bytes) break;
+    job->bytes += (int64_t)in_block;
   }
+  EVP_MD_CTX_free(ctx);
   free(buf);
   uncount(job);
 }
