@@ -39,7 +39,7 @@ function main () {
   const build = path.join(dir, 'build')
   if (existsSync(path.join(build, MARKER)) && existsSync(path.join(build, 'Release', 'classic_level.node'))) return
   // npm puts its own node-gyp on the PATH of install scripts, configured as for the addon.
-  const result = spawnSync('node-gyp', ['rebuild', '-j', '2'], {
+  const result = spawnSync('node-gyp', ['rebuild', '--jobs', 'max'], {
     cwd: dir,
     env: { ...process.env, CXXFLAGS: `${process.env.CXXFLAGS ?? ''} ${FLAGS}`.trim() },
     stdio: ['ignore', 'ignore', 'pipe'],
