@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { appendFileSync } from 'node:fs'
 import { copyFile, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
@@ -11,7 +12,7 @@ import { summarySchema } from '../../src/codecs/schema-scan.js'
 import { AppError } from '../../src/errors.js'
 import type { SchemaField } from '../../src/store/registry.js'
 import { tempFiles } from './temp-files.js'
-import { indexFailure, sourceDigest } from './expect.js'
+import { indexFailure, isAppError, sourceDigest } from './expect.js'
 import { isJsonObjectText } from '../json-object.js'
 
 const fixture = new URL('../fixtures/sources/sample.jsonl', import.meta.url)
@@ -187,6 +188,23 @@ describe('indexJsonl', () => {
         assert.equal(result.bytes, content.length)
       }
     }
+  })
+
+  test('a file that grows during the pass fails, rather than take the digest of fewer bytes', async () => {
+    const line = '{"a":"' + 'x'.repeat(100) + '"}\n'
+    const { file, idx } = await put(line.repeat(200_000)) // ~21 MiB: progress after the first 8
+    let appended = false
+    await assert.rejects(indexJsonl(file, idx, {
+      onProgress () {
+        if (appended) return
+        appended = true
+        // Holds the pass until the hasher beside it (~15 ms for the file) has reached the end.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300)
+        appendFileSync(file, line.repeat(10))
+      }
+    }), isAppError('SOURCE_INVALID', /changed while it was being indexed/))
+    assert.ok(appended)
+    await assert.rejects(stat(idx), { code: 'ENOENT' })
   })
 
   test('abort before and during the pass', async () => {
