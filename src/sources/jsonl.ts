@@ -131,7 +131,8 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       blockHashes.add(slotChunk[slot]!, hashes.hashOf(slot))
       slotChunk[slot] = -1
     }
-    scanner = new LineScanner(writer, Buffer.from(ring), slotBytes, blocks)
+    const lines = new LineScanner(writer, Buffer.from(ring), slotBytes, blocks)
+    scanner = lines
     // With the worker, the main thread takes its blocks of a chunk (and its hash, when the
     // worker has not) only once it has read and split the next one: meanwhile the worker has
     // them to itself.
@@ -139,6 +140,12 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
     let laggingBytes = 0
     let chunkNo = 0
     let laggingShared = false
+    // Validates the lagging chunk's blocks that are left to this thread, and hashes it unless the worker has.
+    const takeLagging = (): void => {
+      if (lagging < 0) return
+      hashes?.claim(lagging, slots[lagging]!.subarray(0, laggingBytes))
+      lines.validate(lagging, lines.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
+    }
     let pos = 0
     let reported = 0
     let s = 0
@@ -180,10 +187,7 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       if (worker === undefined) {
         scanner.validate(s, firstLine, Infinity)
       } else {
-        if (lagging >= 0) {
-          hashes?.claim(lagging, slots[lagging]!.subarray(0, laggingBytes))
-          scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
-        }
+        takeLagging()
         lagging = s
         laggingBytes = n
         laggingShared = shared
@@ -197,10 +201,7 @@ export async function indexJsonl (filePath: string, indexPath: string, opts: Jso
       }
       s = next
     }
-    if (lagging >= 0) {
-      hashes?.claim(lagging, slots[lagging]!.subarray(0, laggingBytes))
-      scanner.validate(lagging, scanner.firstLineOf(lagging), laggingShared ? mainBlocks ?? Infinity : Infinity)
-    }
+    takeLagging()
     scanner.finish(pos)
     writer.add(pos)
     await Promise.all(released)
