@@ -1,8 +1,9 @@
 // The small native addon (the C files here, built by `npm install` with node-gyp): controls
 // over the process's memory that JavaScript cannot reach (memory.c), the byte loop that
 // dominates indexing a JSONL file of vectors (number-run.c), a batch's reads in one call
-// (read-runs.c), and a source's digest hashed beside its indexing pass (hash-file.c). Optional: without it the server works the same, with more resident memory
-// and slower indexing and builds.
+// (read-runs.c), and a source's digest hashed beside its indexing pass (hash-file.c).
+// Optional: without it the server works the same, with more resident memory and slower
+// indexing and builds.
 import { createRequire } from 'node:module'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'

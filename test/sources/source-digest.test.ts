@@ -3,7 +3,7 @@
 // libuv's pool included.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import os from 'node:os'
 import { describe, test } from 'node:test'
 import { DIGEST_BLOCK_BYTES, hashBlock, SourceDigest } from '../../src/sources/source-digest.js'
@@ -48,49 +48,57 @@ describe('the file hashed on the pool by the addon (startFileDigest)', () => {
   const files = tempFiles('digest', 'bin')
   const hashFileBlocks = addonFunction('hashFileBlocks')
 
+  /** Runs `use` with the file at `path` open, then closes it. */
+  async function withOpen (path: string, use: (fh: FileHandle) => Promise<void>): Promise<void> {
+    const fh = await open(path, 'r')
+    try {
+      await use(fh)
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** Runs `use` with a new file of `content` open. */
+  async function withFile (content: Buffer, use: (fh: FileHandle) => Promise<void>): Promise<void> {
+    await withOpen((await files.put(content)).file, use)
+  }
+
+  /** A stop flag already set: the job stops before its first block. */
+  function stoppedFlag (): Int32Array {
+    const flag = new Int32Array(new SharedArrayBuffer(4))
+    flag[0] = 1
+    return flag
+  }
+
   test('files across block ends give the defined digest and their length', async () => {
     assert.ok(hashFileBlocks !== undefined, 'the addon is built by npm install and has hashFileBlocks')
     for (const size of [0, 1, DIGEST_BLOCK_BYTES - 1, DIGEST_BLOCK_BYTES, DIGEST_BLOCK_BYTES + 1, bytes.length]) {
-      const { file } = await files.put(bytes.subarray(0, size))
-      const fh = await open(file, 'r')
-      try {
+      await withFile(bytes.subarray(0, size), async (fh) => {
         const job = startFileDigest(fh)
         assert.ok(job !== undefined)
         assert.deepEqual(await job.done, { digest: sourceDigest(bytes.subarray(0, size)), bytes: size }, `size ${size}`)
-      } finally {
-        await fh.close()
-      }
+      })
     }
   })
 
   test('a stopped job, a read error and bad arguments reject', async () => {
     assert.ok(hashFileBlocks !== undefined)
-    const { file } = await files.put(bytes)
-    const fh = await open(file, 'r')
-    try {
-      const stopped = new Int32Array(new SharedArrayBuffer(4))
-      stopped[0] = 1
+    await withFile(bytes, async (fh) => {
+      const stopped = stoppedFlag()
       await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped)!, { errno: os.constants.errno.ECANCELED })
       assert.throws(() => hashFileBlocks(-1, DIGEST_BLOCK_BYTES, stopped), TypeError)
       assert.throws(() => hashFileBlocks(fh.fd, 0, stopped), TypeError)
       assert.throws(() => hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Int32Array(0)), TypeError)
       assert.throws(() => hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, new Uint8Array(4) as unknown as Int32Array), TypeError)
-    } finally {
-      await fh.close()
-    }
-    const dir = await open(files.dir(), 'r')
-    try {
+    })
+    await withOpen(files.dir(), async (dir) => {
       await assert.rejects(startFileDigest(dir)!.done, { errno: os.constants.errno.EISDIR })
-    } finally {
-      await dir.close()
-    }
+    })
   })
 
   test('one job at a time in the process: the next caller hashes on its own thread', async () => {
     assert.ok(hashFileBlocks !== undefined)
-    const { file } = await files.put(bytes)
-    const fh = await open(file, 'r')
-    try {
+    await withFile(bytes, async (fh) => {
       // ~8 MiB take milliseconds to hash; the second call comes microseconds after the first.
       const first = startFileDigest(fh)
       assert.ok(first !== undefined)
@@ -102,15 +110,11 @@ describe('the file hashed on the pool by the addon (startFileDigest)', () => {
       assert.ok(next !== undefined)
       next.stop()
       await next.done.catch(() => {})
-      const stopped = new Int32Array(new SharedArrayBuffer(4))
-      stopped[0] = 1
-      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stopped)!, { errno: os.constants.errno.ECANCELED })
+      await assert.rejects(hashFileBlocks(fh.fd, DIGEST_BLOCK_BYTES, stoppedFlag())!, { errno: os.constants.errno.ECANCELED })
       const last = startFileDigest(fh)
       assert.ok(last !== undefined)
       assert.equal((await last.done).digest, sourceDigest(bytes))
-    } finally {
-      await fh.close()
-    }
+    })
   })
 
   test('warming the hasher needs no file of its own', async () => {
