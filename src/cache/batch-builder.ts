@@ -10,6 +10,7 @@ import type { BatchFormat } from '../codecs/negotiate.js'
 import { encodeArrowBatch } from '../codecs/arrow-batch.js'
 import type { NpySource } from '../sources/npy.js'
 import { encodeNpyArrowBatch } from '../codecs/npy-arrow-batch.js'
+import { ownBuffer, type AllocateBody } from '../codecs/allocate-body.js'
 
 export interface BuildRequest {
   record: DatasetRecord
@@ -22,7 +23,11 @@ export interface BuildRequest {
 }
 
 export interface BatchBuilder {
-  build: (req: BuildRequest) => Promise<Buffer>
+  /**
+   * The batch's body. Codecs that know the body's length before writing it write it where
+   * `allocate` says; the others return a Buffer of their own.
+   */
+  build: (req: BuildRequest, allocate?: AllocateBody) => Promise<Buffer>
   /** Closes the dataset's source; its next batch opens it again. */
   forget: (fingerprint: string) => Promise<void>
   close: () => Promise<void>
@@ -56,16 +61,16 @@ export function createBatchBuilder (): BatchBuilder {
   }
 
   return {
-    async build (req) {
+    async build (req, allocate = ownBuffer) {
       const indices = batchIndices(req.plan, req.epoch, req.rank, req.index)
       const source = await sourceFor(req.record)
       if (req.format === 'arrow') {
         // npy rows are already little-endian arrays: the Arrow column is a byte copy.
-        if (req.record.spec.source.format === 'npy') return encodeNpyArrowBatch(source as NpySource, indices)
+        if (req.record.spec.source.format === 'npy') return encodeNpyArrowBatch(source as NpySource, indices, allocate)
         return encodeArrowBatch(req.record.schema ?? { fields: [] }, indices, await source.readRecords(indices))
       }
       const texts = await source.readJson(indices)
-      if (req.format === 'ndjson') return encodeNdjsonBatch(indices, texts)
+      if (req.format === 'ndjson') return encodeNdjsonBatch(indices, texts, allocate)
       return encodeJsonBatch({
         dataset: req.record.spec.name,
         epoch: req.epoch,
@@ -73,7 +78,7 @@ export function createBatchBuilder (): BatchBuilder {
         index: req.index,
         numBatches: req.numBatches,
         indices
-      }, texts)
+      }, texts, allocate)
     },
     async forget (fingerprint) {
       const src = sources.get(fingerprint)

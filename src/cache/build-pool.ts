@@ -5,9 +5,9 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { AppError, type ErrorCode } from '../errors.js'
 import type { BatchBuilder, BuildRequest } from './batch-builder.js'
-import { etagOf } from './etag.js'
+import { ETAG_LENGTH, etagOf } from './etag.js'
 import { batchKey } from './batch-key.js'
-import { bodyOffset, encodeDiskValue } from './disk-value.js'
+import { allocDiskValue, bodyOffset, sealDiskValue } from './disk-value.js'
 import { workerBootstrap } from '../sources/worker-bootstrap.js'
 
 /** A built batch; from a build worker, `body` is a view into `stored`, its disk value. */
@@ -125,6 +125,27 @@ function workerPool (size: number): BuildPool {
   }
 }
 
+/**
+ * A batch as its disk value (key, etag, checksum, body), so that the event loop neither copies
+ * nor checksums it to store it. The codecs that know a body's length before writing it (json,
+ * ndjson, npy's arrow) write it straight into the value; other bodies are copied in.
+ */
+async function buildValue (builder: BatchBuilder, req: BuildRequest): Promise<{ value: Buffer, etag: string, bodyOffset: number }> {
+  const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
+  let value: Buffer | undefined
+  const body = await builder.build(req, (bytes) => {
+    value = allocDiskValue(key, ETAG_LENGTH, bytes)
+    return value.subarray(value.length - bytes)
+  })
+  const at = bodyOffset(key, ETAG_LENGTH)
+  if (value === undefined || body.buffer !== value.buffer || body.byteOffset !== at || value.length !== at + body.length) {
+    value = allocDiskValue(key, ETAG_LENGTH, body.length)
+    value.set(body, at)
+  }
+  const etag = etagOf(value.subarray(at))
+  return { value: sealDiskValue(value, etag), etag, bodyOffset: at }
+}
+
 /** The worker's side: one builder, its sources kept open between builds. */
 async function serve (): Promise<void> {
   const port = parentPort
@@ -132,17 +153,11 @@ async function serve (): Promise<void> {
   const builder = await loadBuilder()
   port.on('message', (msg: Request) => {
     const work = msg.type === 'build'
-      ? builder.build(msg.req).then((body) => {
-        // The batch goes back as its disk value (key, etag, checksum, body: one copy here),
-        // transferred, not copied: the event loop then neither copies nor checksums it to
-        // store it. (The value is a buffer of its own: transferring a view into Node's shared
-        // pool would detach the pool.)
-        const { req } = msg
-        const etag = etagOf(body)
-        const key = batchKey(req.record.fingerprint as string, req.epoch, req.rank, req.index, req.format)
-        const value = encodeDiskValue(key, { etag, body })
+      ? buildValue(builder, msg.req).then(({ value, etag, bodyOffset }) => {
+        // Transferred, not copied. (The value is a buffer of its own: transferring a view into
+        // Node's shared pool would detach the pool.)
         const ab = value.buffer as ArrayBuffer
-        port.postMessage({ id: msg.id, ok: true, value: ab, etag, bodyOffset: bodyOffset(key, etag) } satisfies Reply, [ab])
+        port.postMessage({ id: msg.id, ok: true, value: ab, etag, bodyOffset } satisfies Reply, [ab])
       })
       : builder.forget(msg.fingerprint).then(() => { port.postMessage({ id: msg.id, ok: true } satisfies Reply) })
     work.catch((err: unknown) => {

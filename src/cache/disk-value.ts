@@ -13,15 +13,32 @@ const HEADER = 8
 
 /** A new value holding a copy of the body (in a buffer of its own: it may be transferred). */
 export function encodeDiskValue (key: string, entry: Pick<CachedBatch, 'etag' | 'body'>): Buffer {
+  const value = allocDiskValue(key, entry.etag.length, entry.body.length)
+  value.set(entry.body, value.length - entry.body.length)
+  return sealDiskValue(value, entry.etag)
+}
+
+/**
+ * A value for `key` (in a buffer of its own) with room for an etag of `etagLength` bytes and
+ * a body of `bodyLength`, the body's bytes left to fill: its last `bodyLength` bytes. Then
+ * sealDiskValue writes the etag and the checksum. A build worker encodes the batch straight
+ * into them (the etag's length is fixed, so the body's place is known before its digest).
+ */
+export function allocDiskValue (key: string, etagLength: number, bodyLength: number): Buffer {
   const keyBytes = Buffer.from(key, 'utf8')
-  const etag = Buffer.from(entry.etag, 'latin1')
-  const value = Buffer.allocUnsafeSlow(HEADER + keyBytes.length + etag.length + entry.body.length)
+  const value = Buffer.allocUnsafeSlow(HEADER + keyBytes.length + etagLength + bodyLength)
   value.writeUInt8(VERSION, 0)
   value.writeUInt16LE(keyBytes.length, 5)
-  value.writeUInt8(etag.length, 7)
+  value.writeUInt8(etagLength, 7)
   keyBytes.copy(value, HEADER)
-  etag.copy(value, HEADER + keyBytes.length)
-  entry.body.copy(value, HEADER + keyBytes.length + etag.length)
+  return value
+}
+
+/** Writes the etag (of the length the value was allocated for) and the checksum; returns the value. */
+export function sealDiskValue (value: Buffer, etag: string): Buffer {
+  const keyLen = value.readUInt16LE(5)
+  if (etag.length !== value.readUInt8(7)) throw new RangeError(`an etag of ${etag.length} bytes in a value made for ${value.readUInt8(7)}`)
+  value.write(etag, HEADER + keyLen, 'latin1')
   value.writeUInt32LE(crc32(value.subarray(5)), 1)
   return value
 }
@@ -42,9 +59,9 @@ export function decodeDiskValue (value: Uint8Array): (CachedBatch & { key: strin
   }
 }
 
-/** Where the body starts in a value encoded for `key` and `etag`. */
-export function bodyOffset (key: string, etag: string): number {
-  return HEADER + Buffer.byteLength(key, 'utf8') + etag.length
+/** Where the body starts in a value encoded for `key` and an etag of `etagLength` bytes. */
+export function bodyOffset (key: string, etagLength: number): number {
+  return HEADER + Buffer.byteLength(key, 'utf8') + etagLength
 }
 
 /**

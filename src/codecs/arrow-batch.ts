@@ -24,6 +24,7 @@ import { AppError } from '../errors.js'
 import { frameOf, writeFrame, type StreamFrame } from './arrow-stream-frame.js'
 import { DTYPE_BYTES, type TensorDtype } from './tensor-dtype.js'
 import type { SchemaField } from '../store/registry.js'
+import { ownBuffer, type AllocateBody } from './allocate-body.js'
 
 /** The name of the record-number column every Arrow batch carries. */
 export const INDEX_COLUMN = '__index'
@@ -82,12 +83,12 @@ export { DTYPE_BYTES, type TensorDtype } from './tensor-dtype.js'
  * once into the stream; only bool is repacked into Arrow's bitmaps. The bytes are those of
  * apache-arrow's writer (encodeArrowTensorBatchWithWriter), written into a cached frame.
  */
-export function encodeArrowTensorBatch (indices: readonly number[], rows: Buffer | readonly Buffer[], dtype: TensorDtype, innerShape: readonly number[], name = 'data'): Buffer {
+export function encodeArrowTensorBatch (indices: readonly number[], rows: Buffer | readonly Buffer[], dtype: TensorDtype, innerShape: readonly number[], name = 'data', allocate: AllocateBody = ownBuffer): Buffer {
   const n = indices.length
   const total = n * innerShape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype]
   const rowsLength = Buffer.isBuffer(rows) ? rows.length : (rows as readonly Buffer[]).reduce((a, r) => a + r.length, 0)
   if (rowsLength !== total) throw new RangeError(`expected ${total} bytes of rows, got ${rowsLength}`)
-  const { body, values } = allocTensorBatch(indices, dtype, innerShape, name)
+  const { body, values } = allocTensorBatch(indices, dtype, innerShape, name, allocate)
   if (dtype === 'bool') {
     values.fill(0)
     packBitsInto(Buffer.isBuffer(rows) ? rows : Buffer.concat(rows as readonly Buffer[], total), values)
@@ -105,7 +106,7 @@ export function encodeArrowTensorBatch (indices: readonly number[], rows: Buffer
 
 /** A tensor batch's stream with everything written but the values, and where they go. */
 export interface TensorBatchBuffer {
-  /** The whole stream, in a Buffer of its own (byteOffset 0, nothing shared). */
+  /** The whole stream, where `allocate` put it (by default a Buffer of its own). */
   body: Buffer
   /**
    * The view of `body` that receives the values: the rows' raw little-endian bytes back to
@@ -118,15 +119,14 @@ export interface TensorBatchBuffer {
  * Allocates the stream of a tensor batch of `indices` (see encodeArrowTensorBatch) and writes
  * all of it but the values, so that a source can read its rows straight into `values`.
  */
-export function allocTensorBatch (indices: readonly number[], dtype: TensorDtype, innerShape: readonly number[], name = 'data'): TensorBatchBuffer {
+export function allocTensorBatch (indices: readonly number[], dtype: TensorDtype, innerShape: readonly number[], name = 'data', allocate: AllocateBody = ownBuffer): TensorBatchBuffer {
   if (!LITTLE_ENDIAN) throw new Error('Arrow tensor batches need a little-endian host')
   if (name === INDEX_COLUMN) throw new RangeError(`the tensor column cannot be named ${INDEX_COLUMN}`)
   checkIndices(indices)
   const frame = tensorFrame(dtype, innerShape, indices.length, name)
-  // Unpooled: the body may be transferred to another thread or kept by a cache as it is.
-  const body = Buffer.allocUnsafeSlow(frame.byteLength)
+  const body = allocate(frame.byteLength)
   writeFrame(frame, body)
-  writeInt64s(new BigInt64Array(body.buffer, body.byteOffset + frame.indexOffset, indices.length), indices)
+  writeInt64sAt(body, frame.indexOffset, indices)
   return { body, values: body.subarray(frame.valuesOffset, frame.valuesOffset + frame.valuesLength) }
 }
 
@@ -199,6 +199,19 @@ function checkIndices (indices: readonly number[]): void {
 }
 
 // Safe integers into int64 slots without a BigInt per value: two 32-bit words each.
+// The stream's offsets are multiples of 8, but a body placed inside a larger buffer (a disk
+// value) may start anywhere: an int64 view needs an aligned address, else the words go through
+// an aligned copy.
+function writeInt64sAt (buf: Buffer, at: number, values: ArrayLike<number>): void {
+  if ((buf.byteOffset + at) % 8 === 0) {
+    writeInt64s(new BigInt64Array(buf.buffer, buf.byteOffset + at, values.length), values)
+    return
+  }
+  const aligned = new BigInt64Array(values.length)
+  writeInt64s(aligned, values)
+  buf.set(new Uint8Array(aligned.buffer), at)
+}
+
 function writeInt64s (out: BigInt64Array, values: ArrayLike<number>): void {
   if (!LITTLE_ENDIAN) {
     for (let k = 0; k < values.length; k++) out[k] = BigInt(values[k]!)

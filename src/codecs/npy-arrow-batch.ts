@@ -3,6 +3,7 @@
 // apache-arrow (~100 ms, in a fresh indexing thread).
 import { allocTensorBatch, encodeArrowTensorBatch } from './arrow-batch.js'
 import type { NpySource } from '../sources/npy.js'
+import { ownBuffer, type AllocateBody } from './allocate-body.js'
 
 // bool rows are read here before they are packed into bits. A fresh 1 MiB buffer costs ~0.6 ms
 // of page faults on first touch (scripts/measure-arrow.ts), as much as reading the rows; the
@@ -16,9 +17,9 @@ let scratch: Buffer | undefined
  * (see encodeArrowTensorBatch) plus `__index`, read and encoded synchronously. The rows are
  * read straight into the body's values buffer: the batch's bytes are copied once, by the read.
  */
-export function encodeNpyArrowBatch (source: NpySource, indices: readonly number[]): Buffer {
+export function encodeNpyArrowBatch (source: NpySource, indices: readonly number[], allocate: AllocateBody = ownBuffer): Buffer {
   if (source.dtype !== 'bool') {
-    const { body, values } = allocTensorBatch(indices, source.dtype, source.innerShape)
+    const { body, values } = allocTensorBatch(indices, source.dtype, source.innerShape, undefined, allocate)
     source.readRows(indices, values)
     return body
   }
@@ -28,5 +29,5 @@ export function encodeNpyArrowBatch (source: NpySource, indices: readonly number
     if (scratch === undefined || scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20))
     into = scratch
   }
-  return encodeArrowTensorBatch(indices, source.readRows(indices, into), source.dtype, source.innerShape)
+  return encodeArrowTensorBatch(indices, source.readRows(indices, into), source.dtype, source.innerShape, undefined, allocate)
 }

@@ -11,6 +11,7 @@ import {
 import { frameOf, writeFrame } from '../../src/codecs/arrow-stream-frame.js'
 import { indexNpy, openNpySource } from '../../src/sources/npy.js'
 import { encodeNpyArrowBatch } from '../../src/codecs/npy-arrow-batch.js'
+import { placedAt } from './placed-at.js'
 
 const DTYPES = Object.keys(DTYPE_BYTES) as TensorDtype[]
 const SHAPES: number[][] = [[], [1], [3], [2, 3], [0], [3, 0], [5, 7], [128]]
@@ -82,6 +83,19 @@ test('allocTensorBatch: an own buffer whose values view takes the rows in place'
   assert.deepEqual([...table.getChild('__index')!], indices.map(BigInt))
 })
 
+test('a body placed at any offset of a larger buffer has the same bytes (the int64 index needs no aligned address)', function () {
+  for (const dtype of ['float32', 'int64', 'bool', 'uint8'] as const) {
+    const n = 9
+    const rows = bytesFor(dtype, n * 6, 41)
+    const indices = indicesFor(n, 3)
+    const reference = encodeArrowTensorBatchWithWriter(indices, rows, dtype, [2, 3])
+    for (let offset = 0; offset <= 8; offset++) {
+      const at = placedAt(offset)
+      at.check(encodeArrowTensorBatch(indices, rows, dtype, [2, 3], undefined, at.allocate), reference, `${dtype} at ${offset}`)
+    }
+  }
+})
+
 test('batches of one shape share a frame but never bytes: an earlier body is left as it was', function () {
   const a = encodeArrowTensorBatch([1, 2], bytesFor('int32', 6, 1), 'int32', [3])
   const copy = Buffer.from(a)
@@ -127,10 +141,14 @@ test('npy batches read in place equal the writer\'s stream, bool (packed) includ
       const indices = Array.from({ length: n * 2 }, (_, k) => (k * 5 + 3) % n)
       const body = encodeNpyArrowBatch(source, indices)
       const reference = encodeArrowTensorBatchWithWriter(indices, source.readRows(indices), source.dtype, source.innerShape)
-      await source.close()
       assert.ok(body.equals(reference), name)
       assert.equal(body.byteOffset, 0, name)
       assert.equal(body.buffer.byteLength, body.length, name)
+      for (const offset of [3, 8]) {
+        const at = placedAt(offset)
+        at.check(encodeNpyArrowBatch(source, indices, at.allocate), reference, `${name} at ${offset}`)
+      }
+      await source.close()
     }
   } finally {
     await rm(tmp, { recursive: true, force: true })
