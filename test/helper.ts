@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
+import { buildApp, type BuildOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 
 export interface TestApp {
@@ -27,13 +27,13 @@ export async function makeTempDirs (t: TestContext): Promise<{ dataRoot: string,
   return { dataRoot, cacheDir }
 }
 
-export async function buildTestApp (t: TestContext, env: Record<string, string> = {}): Promise<TestApp> {
+export async function buildTestApp (t: TestContext, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<TestApp> {
   const { dataRoot, cacheDir } = await makeTempDirs(t)
   // Load shedding is off unless a test turns it on: a busy CI machine must not turn
   // functional tests into 503s (test/hardening/faults.test.ts tests shedding itself).
   const config = loadConfig({ DATA_ROOT: dataRoot, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
   const handle: TestApp = {
-    app: await buildApp(config),
+    app: await buildApp(config, opts),
     config,
     dataRoot: config.dataRoot,
     cacheDir: config.cacheDir,
@@ -45,7 +45,7 @@ export async function buildTestApp (t: TestContext, env: Record<string, string> 
     },
     async restart () {
       await handle.app.close()
-      handle.app = await buildApp(config)
+      handle.app = await buildApp(config, opts)
       await handle.app.ready()
       return handle.app
     }

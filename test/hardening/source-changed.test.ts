@@ -5,6 +5,7 @@ import path from 'node:path'
 import { buildTestApp, jsonlRecords } from '../helper.js'
 import { createSourceGuard } from '../../src/datasets/source-guard.js'
 import type { DatasetRecord } from '../../src/store/registry.js'
+import { createIndexThreads, type IndexThreads } from '../../src/sources/index-worker.js'
 
 test('a source changed after registration answers 409 SOURCE_CHANGED, cached batches too', async (t) => {
   const h = await buildTestApp(t, { PREFETCH_BATCHES: '0' })
@@ -71,4 +72,49 @@ test('a file of the same size and mtime renamed over the source is SOURCE_CHANGE
   assert.equal(res.statusCode, 409)
   assert.equal(res.json().code, 'SOURCE_CHANGED')
   assert.match(res.json().message, /another file was put in its place/)
+})
+
+test('a source replaced, touched or grown while it is indexed fails its registration; registered again, it is ready', async (t) => {
+  // The real indexing threads; the file changes right after the pass ends, before the
+  // registrar compares the file's stat with the one taken before the pass.
+  const threads = createIndexThreads(0)
+  let changeAfterPass: ((file: string) => Promise<void>) | undefined
+  const changing: IndexThreads = {
+    async index (format, file, indexPath, opts) {
+      const result = await threads.index(format, file, indexPath, opts)
+      const change = changeAfterPass
+      changeAfterPass = undefined
+      await change?.(file)
+      return result
+    },
+    prepare: () => { threads.prepare() },
+    get started () { return threads.started },
+    close: async () => { await threads.close() }
+  }
+  const h = await buildTestApp(t, {}, { indexThreads: changing })
+  const file = path.join(h.dataRoot, 'd.jsonl')
+  const content = jsonlRecords(20)
+  const changes: Record<string, (f: string) => Promise<void>> = {
+    // Same size and bytes, another inode.
+    'renamed over': async (f) => { await writeFile(`${f}.new`, content); await rename(`${f}.new`, f) },
+    // Same inode, size and bytes, a later mtime.
+    touched: async (f) => { const later = new Date(Date.now() + 60_000); await utimes(f, later, later) },
+    grown: async (f) => { await appendFile(f, JSON.stringify({ id: 20 }) + '\n') }
+  }
+  for (const [what, change] of Object.entries(changes)) {
+    await writeFile(file, content)
+    changeAfterPass = change
+    const res = await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 5, numShards: 1 } })
+    const body = res.json()
+    assert.equal(changeAfterPass, undefined, `${what}: the pass ran`)
+    const failed = res.statusCode === 201 ? (await h.app.inject({ method: 'GET', url: '/datasets/d' })).json() : body
+    assert.match(JSON.stringify(failed), /changed while it was being indexed/, `${what}: ${res.statusCode} ${res.body}`)
+    assert.equal((await h.app.inject({ method: 'GET', url: '/datasets/d/shards/0/batches/0' })).statusCode >= 400, true, `${what}: no batches`)
+    await h.app.inject({ method: 'DELETE', url: '/datasets/d' })
+    const again = await h.app.inject({ method: 'POST', url: '/datasets', payload: { name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 5, numShards: 1 } })
+    assert.equal(again.statusCode, 201, `${what}: ${again.body}`)
+    assert.equal(again.json().status, 'ready')
+    assert.equal(again.json().numRecords, what === 'grown' ? 21 : 20)
+    await h.app.inject({ method: 'DELETE', url: '/datasets/d' })
+  }
 })
