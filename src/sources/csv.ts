@@ -8,15 +8,18 @@
 // cell, quoted or not, is a string: quoting a cell is how a file says "this is text".
 import { open, type FileHandle } from 'node:fs/promises'
 import { CsvError, Parser, type Options } from 'csv-parse'
+import { parse as parseSync } from 'csv-parse/sync'
 import { AppError } from '../errors.js'
 import { planReads, readPlanSync } from './byte-ranges.js'
 import { OffsetIndex, OffsetIndexWriter } from './offset-index.js'
 import { openIndexedFile } from './file-io.js'
 import { SourceDigest } from './source-digest.js'
 import type { IndexOptions, IndexResult, RecordSource } from './record-source.js'
+import { BAIL, scanCsvRecords } from './csv-scan.js'
 
 const CHUNK_BYTES = 1 << 20
 const PROGRESS_BYTES = 8 << 20
+const MAX_CARRY_BYTES = 16 << 20
 
 // Both record delimiters, always: csv-parse would otherwise guess one from the first line
 // break and read a file that mixes them differently from splitRecords below.
@@ -129,14 +132,125 @@ class RecordingParser extends Parser {
   }
 }
 
+export interface CsvIndexOptions extends IndexOptions {
+  /** For tests: 'csv-parse' reads the file with csv-parse alone, without trying the scan first. */
+  reader?: 'auto' | 'csv-parse'
+}
+
 /**
  * Indexes a CSV file in one streaming pass: checks the header (non-empty, unique names) and
- * that every record has as many fields as the header, writes the offset index (record starts
- * as reported by csv-parse) to `indexPath`, and hashes all bytes. `columns` in the result are
- * the header's names. Throws AppError SOURCE_INVALID (`line N: reason`, N the 1-based line
- * where the offending record starts) and the signal's AbortError on abort.
+ * that every record has as many fields as the header, writes the offset index (record starts)
+ * to `indexPath`, and hashes all bytes. `columns` in the result are the header's names. Throws
+ * AppError SOURCE_INVALID (`line N: reason`, N the 1-based line where the offending record
+ * starts) and the signal's AbortError on abort.
+ *
+ * The pass is the byte scan of csv-scan.ts when the file stays within its grammar and meets
+ * the header contract; otherwise csv-parse reads the file from the start (a second pass, paid
+ * only by files with stray quotes or lone CRs, and by files it then refuses, which it
+ * explains). Progress never goes back: the second pass reports only past the first's.
  */
-export async function indexCsv (filePath: string, indexPath: string, opts: IndexOptions = {}): Promise<IndexResult> {
+export async function indexCsv (filePath: string, indexPath: string, opts: CsvIndexOptions = {}): Promise<IndexResult> {
+  let reported = 0
+  const onProgress = opts.onProgress === undefined
+    ? undefined
+    : (done: number, total: number): void => {
+        if (done < reported) return
+        reported = done
+        opts.onProgress?.(done, total)
+      }
+  const passOpts: IndexOptions = { ...(onProgress !== undefined ? { onProgress } : {}), ...(opts.signal !== undefined ? { signal: opts.signal } : {}) }
+  if (opts.reader !== 'csv-parse') {
+    const scanned = await indexCsvByScan(filePath, indexPath, passOpts)
+    if (scanned !== undefined) return scanned
+  }
+  return await indexCsvWithParser(filePath, indexPath, passOpts)
+}
+
+/**
+ * The scan's pass (see indexCsv); undefined when the file leaves the scan's grammar or breaks
+ * the header contract, with nothing left at `indexPath`.
+ */
+export async function indexCsvByScan (filePath: string, indexPath: string, opts: IndexOptions = {}): Promise<IndexResult | undefined> {
+  const { onProgress, signal } = opts
+  signal?.throwIfAborted()
+  const fh = await open(filePath, 'r')
+  let writer: OffsetIndexWriter | undefined
+  try {
+    const total = (await fh.stat()).size
+    writer = await OffsetIndexWriter.create(indexPath)
+    const hash = new SourceDigest()
+    const triples: number[] = []
+    let columns: string[] | undefined
+    let records = 0
+    let bytes = 0
+    let reported = 0
+    // The bytes of a record cut by the end of the last read, scanned again with the next one.
+    let carry = Buffer.alloc(0)
+    for (;;) {
+      signal?.throwIfAborted()
+      const buf = Buffer.allocUnsafe(carry.length + CHUNK_BYTES)
+      carry.copy(buf)
+      const { bytesRead } = await fh.read(buf, carry.length, CHUNK_BYTES, bytes)
+      hash.update(buf.subarray(carry.length, carry.length + bytesRead))
+      const final = bytesRead === 0
+      const b = buf.subarray(0, carry.length + bytesRead)
+      // Where b starts in the file; a byte order mark is skipped, as csv-parse does.
+      const base = bytes - carry.length
+      const from = base === 0 && b.length >= 3 && b.subarray(0, 3).equals(BOM) ? 3 : 0
+      bytes += bytesRead
+      triples.length = 0
+      const next = scanCsvRecords(b, from, final, triples)
+      if (next === BAIL) return await giveUp(writer)
+      for (let k = 0; k < triples.length; k += 3) {
+        if (columns === undefined) {
+          // The names as csv-parse decodes them (quotes, escapes, UTF-8).
+          columns = headerNames(b.subarray(triples[k]!, triples[k + 1]!))
+          if (columns === undefined || checkHeader(columns, 0, 0) !== undefined) return await giveUp(writer)
+        } else if (triples[k + 2] !== columns.length) {
+          return await giveUp(writer)
+        } else {
+          writer.add(base + triples[k]!)
+          records++
+        }
+      }
+      await writer.drain()
+      if (final) break
+      carry = b.subarray(next)
+      // A record this long (a quote left open?) is left to csv-parse, which streams it.
+      if (carry.length > MAX_CARRY_BYTES) return await giveUp(writer)
+      if (onProgress !== undefined && bytes - reported >= PROGRESS_BYTES) {
+        reported = bytes
+        onProgress(bytes, Math.max(bytes, total))
+      }
+    }
+    if (columns === undefined) return await giveUp(writer)
+    writer.add(bytes)
+    await writer.close()
+    onProgress?.(bytes, bytes)
+    return { numRecords: records, digest: hash.hex(), bytes, columns }
+  } catch (err) {
+    await writer?.abort()
+    throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+function headerNames (bytes: Buffer): string[] | undefined {
+  try {
+    return (parseSync(bytes, DIALECT) as string[][])[0]
+  } catch {
+    return undefined
+  }
+}
+
+async function giveUp (writer: OffsetIndexWriter): Promise<undefined> {
+  await writer.abort()
+  return undefined
+}
+
+/** The csv-parse pass (see indexCsv). */
+async function indexCsvWithParser (filePath: string, indexPath: string, opts: IndexOptions): Promise<IndexResult> {
   const { onProgress, signal } = opts
   signal?.throwIfAborted()
   const fh = await open(filePath, 'r')
