@@ -100,3 +100,30 @@ describe('indexSource(jsonl): the schema from the validating pass', () => {
     }
   })
 })
+
+describe('indexSource(csv): the schema pass over runs of records', () => {
+  test('a value that does not fit, in any run, fails naming the record\'s row; otherwise one schema for all', async () => {
+    const rows = ['id,score,name']
+    for (let i = 0; i < 1000; i++) rows.push(`${i},${i % 7 === 0 ? '' : (i / 4).toString()},${i % 3 === 0 ? `"n,${i}"` : `n${i}`}`)
+    const good = await files.put(rows.join('\n') + '\n')
+    const result = await indexSource('csv', good.file, good.idx, {})
+    assert.deepEqual(result.schema, {
+      fields: [
+        { name: 'id', type: 'int64' },
+        { name: 'score', type: 'float32', nullable: true },
+        { name: 'name', type: 'string' }
+      ]
+    })
+    // An early record, the last of the first runs of 128 and of 256, the first of the next, the last record.
+    for (const at of [2, 127, 255, 256, 700, 999]) {
+      const bad = [...rows]
+      bad[at + 1] = `${at},"high",n`
+      const { file, idx } = await files.put(bad.join('\n') + '\n')
+      await assert.rejects(indexSource('csv', file, idx, {}), (err) => {
+        assert.ok(err instanceof AppError, String(err))
+        assert.equal(err.message, `line ${at + 2}: field "score" is string, expected float64`, `record ${at}`)
+        return true
+      })
+    }
+  })
+})
