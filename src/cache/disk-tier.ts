@@ -378,7 +378,13 @@ export function createDiskTier (db: Db, maxBytes: number, metrics: CacheMetrics,
         }
         if (items.length === 0) return
         try {
-          await blobs.batch(items.map(({ blob, value }) => ({ type: 'put' as const, key: blobKey(blob), value })))
+          // One put at a time, in blob order. A batch is built on the event loop, where
+          // LevelDB's WriteBatch copies every body into a buffer that grows by doubling: ~0.7 ms
+          // per MiB there, against ~0.37 for a put, whose copy into LevelDB's own batch runs on
+          // the thread pool (the same CPU in all). In order, so that flushed tables keep
+          // covering key ranges of their own. Blobs put before a failure are read back at the
+          // next start like any written after the last index write (recover).
+          for (const { blob, value } of items) await blobs.put(blobKey(blob), value)
         } catch (err) {
           degrade(err)
           return
