@@ -167,10 +167,11 @@ export async function indexCsv (filePath: string, indexPath: string, opts: CsvIn
 }
 
 /**
- * The scan's pass (see indexCsv); undefined when the file leaves the scan's grammar or breaks
- * the header contract, with nothing left at `indexPath`.
+ * The scan's pass (see indexCsv); undefined when the file leaves the scan's grammar, breaks
+ * the header contract or holds a record longer than `maxCarryBytes` across reads, with nothing
+ * left at `indexPath`.
  */
-export async function indexCsvByScan (filePath: string, indexPath: string, opts: IndexOptions = {}): Promise<IndexResult | undefined> {
+export async function indexCsvByScan (filePath: string, indexPath: string, opts: IndexOptions = {}, maxCarryBytes = MAX_CARRY_BYTES): Promise<IndexResult | undefined> {
   const { onProgress, signal } = opts
   signal?.throwIfAborted()
   const fh = await open(filePath, 'r')
@@ -217,7 +218,7 @@ export async function indexCsvByScan (filePath: string, indexPath: string, opts:
       if (final) break
       carry = b.subarray(next)
       // A record this long (a quote left open?) is left to csv-parse, which streams it.
-      if (carry.length > MAX_CARRY_BYTES) return await giveUp(writer)
+      if (carry.length > maxCarryBytes) return await giveUp(writer)
       if (onProgress !== undefined && bytes - reported >= PROGRESS_BYTES) {
         reported = bytes
         onProgress(bytes, Math.max(bytes, total))

@@ -160,6 +160,16 @@ describe('indexCsv: what the scan leaves to csv-parse', () => {
     assert.equal(existsSync(idx), false)
   })
 
+  test('a record longer than the scan carries across reads is left to csv-parse', async () => {
+    const long = 'x'.repeat(1.5 * 2 ** 20)
+    const { file, idx } = await files.put(`a,b\n1,"${long}\n${long}"\n2,y\n`)
+    assert.equal(await indexCsvByScan(file, `${idx}.scan`, {}, 2 ** 20), undefined)
+    assert.equal(existsSync(`${idx}.scan`), false)
+    const scanned = await indexCsvByScan(file, `${idx}.scan`)
+    assert.equal(scanned?.numRecords, 2)
+    assert.deepEqual(await indexCsv(file, idx, { reader: 'csv-parse' }), scanned)
+  })
+
   test('a row with a field too many is refused by csv-parse\'s pass, naming its line', async () => {
     const { file, idx } = await files.put('a,b\n1,2\n3,4,5\n')
     await assert.rejects(indexCsv(file, idx), { code: 'SOURCE_INVALID', message: /^line 3: the record has 3 fields but the header has 2/ })
