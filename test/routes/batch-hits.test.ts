@@ -11,7 +11,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { makeTempDirs, jsonlRecords } from '../helper.js'
 
-interface Served { app: FastifyInstance, origin: string, routed: () => number, logLines: Array<Record<string, unknown>> }
+interface Served { app: FastifyInstance, origin: string, dataRoot: string, routed: () => number, logLines: Array<Record<string, unknown>> }
 
 async function serve (t: TestContext, env: Record<string, string> = {}): Promise<Served> {
   const { dataRoot, cacheDir } = await makeTempDirs(t)
@@ -44,7 +44,7 @@ async function serve (t: TestContext, env: Record<string, string> = {}): Promise
     body: JSON.stringify({ name: 'd', source: { format: 'jsonl', path: 'd.jsonl' }, batchSize: 4, numShards: 2, shuffle: true, seed: 3 })
   })
   assert.equal(res.status, 201, await res.text())
-  return { app, origin, routed: () => routed, logLines }
+  return { app, origin, dataRoot, routed: () => routed, logLines }
 }
 
 async function metricValue (s: Served, name: string): Promise<number> {
@@ -70,26 +70,33 @@ async function getCounted (s: Served, url: string, headers: Record<string, strin
   return { ...a, routed: s.routed() > before }
 }
 
-test('a memory-tier hit skips the router and answers exactly as the route answers it', async (t) => {
+test('a miss and a memory-tier hit skip the router and answer exactly as the route answers them', async (t) => {
   const s = await serve(t)
+  // A second server on the same data, whose route builds the same batches.
+  const other = await serve(t)
   for (const [url, headers] of [
     ['/datasets/d/shards/1/batches/2?epoch=3', {}],
     ['/datasets/d/shards/0/batches/5?epoch=7&format=arrow', {}],
     ['/datasets/d/shards/0/batches/5?format=ndjson', {}],
     ['/datasets/d/shards/1/batches/24', { accept: 'application/vnd.apache.arrow.stream' }]
   ] as Array<[string, Record<string, string>]>) {
+    // The route answers the same batch when the epoch is spelt with a percent escape, which
+    // the hit path leaves to Fastify's query parser.
+    const viaRouteUrl = url.includes('epoch=') ? url.replace(/epoch=(\d)/, 'epoch=%3$1') : `${url}${url.includes('?') ? '&' : '?'}epoch=%30`
+
     const miss = await getCounted(s, url, headers)
     assert.equal(miss.status, 200, url)
-    assert.equal(miss.routed, true, `${url}: a miss goes to the route`)
+    assert.equal(miss.routed, false, `${url}: a miss is built on the hit path`)
     assert.equal(miss.headers['x-cache'], 'miss')
+    const missViaRoute = await getCounted(other, viaRouteUrl, headers)
+    assert.equal(missViaRoute.routed, true, `${viaRouteUrl} goes to the route`)
+    assert.deepEqual(miss.headers, missViaRoute.headers, `${url}: same headers as the route's miss`)
+    assert.ok(miss.body.equals(missViaRoute.body), `${url}: same body as the route's miss`)
 
     const hit = await getCounted(s, url, headers)
     assert.equal(hit.routed, false, `${url}: a memory hit is the hit path's`)
     assert.equal(hit.headers['x-cache'], 'memory')
 
-    // The route answers the same memory hit when the epoch is spelt with a percent escape,
-    // which the hit path leaves to Fastify's query parser.
-    const viaRouteUrl = url.includes('epoch=') ? url.replace(/epoch=(\d)/, 'epoch=%3$1') : `${url}${url.includes('?') ? '&' : '?'}epoch=%30`
     const viaRoute = await getCounted(s, viaRouteUrl, headers)
     assert.equal(viaRoute.routed, true, `${viaRouteUrl} goes to the route`)
     assert.deepEqual(hit.headers, viaRoute.headers, `${url}: same headers`)
@@ -138,10 +145,25 @@ test('a disk-tier hit is the hit path\'s too, answered as the route answers it',
   const notModified = await getCounted(s, url, { 'if-none-match': miss.headers.etag as string })
   assert.equal(notModified.routed, false)
   assert.equal(notModified.status, 304)
-  // Not on disk yet: the route builds it (and the hit path counted nothing for it).
+  // Not on disk yet: built on the hit path, counted as the route counts a miss.
+  const before2 = await counts()
   const other = await getCounted(s, url.replace('batches/3', 'batches/20'))
-  assert.equal(other.routed, true)
+  assert.equal(other.routed, false)
   assert.equal(other.headers['x-cache'], 'miss')
+  assert.deepEqual(await counts(), [before2[0]!, before2[1]! + 1, before2[2]! + 1], 'a memory and a disk miss, as the route counts them')
+})
+
+test('a miss whose build fails goes to the route, which answers the error', async (t) => {
+  // No read-ahead: its builds would notice the change first.
+  const s = await serve(t, { PREFETCH_BATCHES: '0' })
+  assert.equal((await getCounted(s, '/datasets/d/shards/0/batches/0')).status, 200)
+  // Within the guard's second since its last check, so that only the check after the build
+  // (source-guard.ts) sees the change: the hit path's build fails.
+  await writeFile(path.join(s.dataRoot, 'd.jsonl'), jsonlRecords(201))
+  const failed = await getCounted(s, '/datasets/d/shards/0/batches/1')
+  assert.equal(failed.routed, true)
+  assert.equal(failed.status, 409, failed.body.toString())
+  assert.equal(JSON.parse(failed.body.toString()).code, 'SOURCE_CHANGED')
 })
 
 test('requests the hit path cannot answer exactly reach the route with its answer', async (t) => {
