@@ -18,6 +18,18 @@ const COMMA = 0x2c
 
 /** scanCsvRecords' answer for bytes outside the fast path's grammar. */
 export const BAIL = -1
+// lineBreakEnd's answer when the bytes end inside a possible CRLF.
+const MORE = -2
+
+/**
+ * Where the line break at `at` (a LF or a CR) ends: past a LF or a CRLF; BAIL for a CR that
+ * does not start a CRLF (csv-parse reads it as text), MORE when the bytes end after the CR.
+ */
+function lineBreakEnd (b: Buffer, at: number, final: boolean): number {
+  if (b[at] === LF) return at + 1
+  if (at + 1 >= b.length) return final ? BAIL : MORE
+  return b[at + 1] === LF ? at + 2 : BAIL
+}
 
 /**
  * Scans the records that start at or after `from` in `b`, skipping empty lines, and pushes a
@@ -31,14 +43,11 @@ export function scanCsvRecords (b: Buffer, from: number, final: boolean, out: nu
   let p = from
   while (p < len) {
     const first = b[p]
-    if (first === LF) {
-      p++
-      continue
-    }
-    if (first === CR) {
-      if (p + 1 >= len) return final ? BAIL : p
-      if (b[p + 1] !== LF) return BAIL
-      p += 2
+    if (first === LF || first === CR) {
+      // An empty line.
+      const end = lineBreakEnd(b, p, final)
+      if (end < 0) return end === MORE ? p : BAIL
+      p = end
       continue
     }
     const start = p
@@ -83,14 +92,10 @@ export function scanCsvRecords (b: Buffer, from: number, final: boolean, out: nu
         }
         continue
       }
-      if (c === LF) {
-        q++
-        break
-      }
-      if (c === CR) {
-        if (q + 1 >= len) return final ? BAIL : start
-        if (b[q + 1] !== LF) return BAIL
-        q += 2
+      if (c === LF || c === CR) {
+        const end = lineBreakEnd(b, q, final)
+        if (end < 0) return end === MORE ? start : BAIL
+        q = end
         break
       }
       // A quote inside an unquoted field, or text after a closing quote.
