@@ -36,7 +36,6 @@ import type { IndexOptions, IndexResult, RecordSource } from './record-source.js
 import { mergeSummaries, SchemaScanner, skipBlanks, type SchemaSummary } from '../codecs/schema-scan.js'
 
 export { isJsonObject } from '../codecs/schema-scan.js'
-export { CHUNK_WORKER_MIN_BYTES }
 
 // Large files: 8 slots of 4 MiB shared with the worker, deep enough to absorb jitter between
 // the two threads. Small files: 2 slots of 1 MiB, no worker.

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { indexSource } from '../../src/sources/index-source.js'
 import { createIndexThreads, indexSourceInWorker } from '../../src/sources/index-worker.js'
-import { CHUNK_WORKER_MIN_BYTES } from '../../src/sources/jsonl.js'
+import { CHUNK_WORKER_MIN_BYTES } from '../../src/sources/jsonl-threads.js'
 import { isAppError, sourceDigest } from './expect.js'
 import { tempFiles } from './temp-files.js'
 
