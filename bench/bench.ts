@@ -4,6 +4,7 @@
 // the memory tier, the disk tier and nginx, peak RSS; one markdown table on stdout, appended
 // to bench/RESULTS.md. bench/README.md says what each number means.
 import { appendFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { boolFlag, numberFlag, parseFlags, type FlagSpec } from './lib/args.js'
 import { cpuBetween, cpuSnapshot, processCpuSec, waitForIdle } from './lib/cpu.js'
@@ -77,6 +78,33 @@ function summariseCold (runs: EpochRun[], records: number): Cold {
 function coldCell (c: Cold): string {
   const s = c.wallMs / 1000
   return `${s.toFixed(2)} s · ${fmt(c.records / s, 0)} rec/s · ${fmt(c.bodyBytes / MiB / s)} MiB/s`
+}
+
+/**
+ * What a cold epoch's CPU allows: the server's CPU per cold epoch (median) and the trainers'
+ * (median, same client for nginx) spread over every core of the machine give the shortest
+ * wall any scheduling could reach, so the best ratio to nginx this CPU allows, and the server
+ * CPU the target leaves.
+ */
+function cpuFloor (format: string, cold: EpochRun[], serverCpu: number[], warmServerCpu: number, nginx: Cold, target: number): { row: Row, note: string } {
+  const cores = availableParallelism()
+  const server = median(serverCpu)
+  const trainers = median(cold.map((r) => r.clientCpuSec))
+  const floorSec = (server + trainers) / cores
+  const budget = (cores * nginx.wallMs / 1000) / target - trainers
+  const ngTrainers = median(nginx.runs.map((r) => r.clientCpuSec))
+  const ngMachine = median(nginx.runs.map((r) => r.machineCpuSec))
+  return {
+    row: {
+      metric: `cold epoch, ${format}: the shortest wall its CPU allows`,
+      shardfeed: `${(floorSec).toFixed(2)} s: server ${server.toFixed(2)} core-s (serving ${warmServerCpu.toFixed(2)}, building and storing ${(server - warmServerCpu).toFixed(2)}) + trainers ${trainers.toFixed(2)}, over ${cores} cores`,
+      baseline: `nginx ${(nginx.wallMs / 1000).toFixed(2)} s; ≥ ${target}x leaves the server ${budget.toFixed(2)} core-s`,
+      ratio: fmtRatio((nginx.wallMs / 1000) / floorSec),
+      target: '(info)',
+      met: '–'
+    },
+    note: `- ${format} epochs' CPU (core-s; machine: every process, and its share of ${cores} cores over the wall): cold ${cold.map((r) => `machine ${r.machineCpuSec.toFixed(2)} (${r.machineBusyPct.toFixed(0)}%), trainers ${r.clientCpuSec.toFixed(2)}`).join('; ')}; nginx ${nginx.runs.map((r) => `machine ${r.machineCpuSec.toFixed(2)} (${r.machineBusyPct.toFixed(0)}%), trainers ${r.clientCpuSec.toFixed(2)}`).join('; ')} (medians: machine ${ngMachine.toFixed(2)}, trainers ${ngTrainers.toFixed(2)}).`
+  }
 }
 
 function loadCell (r: LoadResult): string {
@@ -279,9 +307,21 @@ async function main (): Promise<void> {
   const pathsA0 = shardfeedPaths(dN, 0, 'arrow')
   await runEpoch(s1.url, pathsJ0)
   await runEpoch(s1.url, pathsA0)
+  // The second pass only serves (memory hits): its server CPU is what serving an epoch costs,
+  // so that a cold epoch's CPU splits into serving, and building and storing.
+  const warmCpu = { json: 0, arrow: 0 }
+  let before = processCpuSec(s1.pid)
   const warmJ = await runEpoch(s1.url, pathsJ0)
+  warmCpu.json = processCpuSec(s1.pid) - before
+  before = processCpuSec(s1.pid)
   const warmA = await runEpoch(s1.url, pathsA0)
-  log(`warm trainer pass: json ${(warmJ.wallMs / 1000).toFixed(2)} s ${JSON.stringify(warmJ.xcache)}, arrow ${(warmA.wallMs / 1000).toFixed(2)} s ${JSON.stringify(warmA.xcache)}`)
+  warmCpu.arrow = processCpuSec(s1.pid) - before
+  log(`warm trainer pass: json ${(warmJ.wallMs / 1000).toFixed(2)} s ${JSON.stringify(warmJ.xcache)} (server CPU ${warmCpu.json.toFixed(2)} s), arrow ${(warmA.wallMs / 1000).toFixed(2)} s ${JSON.stringify(warmA.xcache)} (${warmCpu.arrow.toFixed(2)} s)`)
+  // The same trainers against the bare node:http server holding every body: the fastest any
+  // Node server could serve an epoch here, so the ceiling of a cold epoch too.
+  const nodeEpochJ = await runEpoch(nodeStatic.url, nginxPaths(dJ, 'json'))
+  const nodeEpochA = await runEpoch(nodeStatic.url, nginxPaths(dN, 'arrow'))
+  log(`node:http epoch: json ${(nodeEpochJ.wallMs / 1000).toFixed(2)} s, arrow ${(nodeEpochA.wallMs / 1000).toFixed(2)} s`)
   const sampleJ = interleave(pathsJ0).filter((_, k) => k % 17 === 0)
   const sampleA = interleave(pathsA0).filter((_, k) => k % 17 === 0)
   const diskTiers = { json: await sampleTiers(s2.url, sampleJ), arrow: await sampleTiers(s2.url, sampleA) }
@@ -403,8 +443,14 @@ async function main (): Promise<void> {
       { metric: 'cold epoch, arrow from npy, PREFETCH_BATCHES=0', shardfeed: coldCell(coldA0), baseline: `nginx ${coldCell(ngColdA0)}`, ratio: fmtRatio(ngColdA0.wallMs / coldA0.wallMs), target: '(info)', met: '–' }
     )
   }
+  const floorJ = cpuFloor('json', coldRunsJ, coldCpuJ, warmCpu.json, ngColdJ, 0.5)
+  const floorA = cpuFloor('arrow', coldRunsA, coldCpuA, warmCpu.arrow, ngColdA, 0.8)
   rows.push(
+    floorJ.row,
+    floorA.row,
     { metric: 'warm epoch, json, memory tier (4 trainers)', shardfeed: coldCell(summariseCold([warmJ], dJ.numRecords)), baseline: `nginx ${coldCell(ngColdJ)}`, ratio: fmtRatio(ngColdJ.wallMs / warmJ.wallMs), target: '(info)', met: '–' },
+    { metric: 'warm epoch, arrow, memory tier (4 trainers)', shardfeed: coldCell(summariseCold([warmA], dN.numRecords)), baseline: `nginx ${coldCell(ngColdA)}`, ratio: fmtRatio(ngColdA.wallMs / warmA.wallMs), target: '(info)', met: '–' },
+    { metric: 'warm epoch, bare node:http from a Map (4 trainers), json / arrow', shardfeed: `${(nodeEpochJ.wallMs / 1000).toFixed(2)} / ${(nodeEpochA.wallMs / 1000).toFixed(2)} s`, baseline: `nginx ${(ngColdJ.wallMs / 1000).toFixed(2)} / ${(ngColdA.wallMs / 1000).toFixed(2)} s`, ratio: `${fmtRatio(ngColdJ.wallMs / nodeEpochJ.wallMs)} / ${fmtRatio(ngColdA.wallMs / nodeEpochA.wallMs)}`, target: '(info)', met: '–' },
     { metric: `warm load, json, memory tier (${connections} conns)`, shardfeed: warmCell(memJ), baseline: `nginx ${warmCell(ngJ)}`, ratio: fmtRatio(ratioMemJ), target: '≥ 0.8x nginx', met: verdict(ratioMemJ, 0.8) },
     { metric: `warm load, json, disk tier (${connections} conns)`, shardfeed: warmCell(diskJ), baseline: `memory tier ${fmt(memJ.rps, 0)} req/s`, ratio: fmtRatio(ratioDiskJ), target: '≥ 0.5x memory', met: verdict(ratioDiskJ, 0.5) },
     { metric: `warm load, arrow, memory tier (${connections} conns)`, shardfeed: warmCell(memA), baseline: `nginx ${warmCell(ngA)}`, ratio: fmtRatio(ratioMemA), target: '(info)', met: '–' },
@@ -425,6 +471,8 @@ async function main (): Promise<void> {
   const notes = [
     `- Dataset: ${numRecords} records x ${DIM} float32 (JSONL ${fmt(files.jsonlBytes / MiB)} MiB, npy ${fmt(files.npyBytes / MiB)} MiB); batchSize ${BATCH_SIZE}, numShards ${NUM_SHARDS}, shuffle, seed ${SEED}; ${coldJ.runs[0]!.requests} batches an epoch; json batch ${fmt(jsonBatchKiB)} KiB, arrow batch ${fmt(arrowBatchKiB)} KiB (mean).`,
     `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}. Server CPU per cold epoch (core-s, all threads, until ${COLD_SETTLE_MS} ms after the epoch): json ${coldCpuJ.map((c) => c.toFixed(2)).join(', ')}; arrow ${coldCpuA.map((c) => c.toFixed(2)).join(', ')}.`,
+    floorJ.note,
+    floorA.note,
     `- X-Cache: cold json epoch 0 ${JSON.stringify(coldRunsJ[0]!.xcache)}, cold arrow epoch 0 ${JSON.stringify(coldRunsA[0]!.xcache)}; second warm trainer pass json ${JSON.stringify(warmJ.xcache)}, arrow ${JSON.stringify(warmA.xcache)}; samples after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}.`,
     `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back, the memory tier between nginx and the disk tier, every other round in reverse order (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
     `- Targets met: ${met} of ${targetCount}${missed.length > 0 ? ` (not met: ${missed.join('; ')})` : ''}.`

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { sleep } from './stats.js'
 
-const TICKS_PER_SECOND = 100 // USER_HZ on Linux
+export const TICKS_PER_SECOND = 100 // USER_HZ on Linux
 
 export interface CpuSnapshot {
   /** Busy and total ticks of all CPUs (/proc/stat). */

@@ -1,6 +1,7 @@
 // Trainers: one per rank, each reading its batches of one epoch in order, one request at a time
 // over its own keep-alive connection (an undici Client), as a data-loader loop would.
 import { Client } from 'undici'
+import { cpuSnapshot, TICKS_PER_SECOND } from './cpu.js'
 import { sleep } from './stats.js'
 
 const MAX_RETRIES = 200
@@ -13,6 +14,11 @@ export interface EpochRun {
   bodyBytes: number
   /** X-Cache values seen (shardfeed only). */
   xcache: Record<string, number>
+  /** CPU the trainers used (all four live in this process), user + system. */
+  clientCpuSec: number
+  /** CPU the whole machine used over the epoch (every process), and that as a share of it. */
+  machineCpuSec: number
+  machineBusyPct: number
   /** Per rank, the bodies in batch order, when `keepBodies`. */
   bodies?: Buffer[][]
 }
@@ -29,6 +35,8 @@ export async function runEpoch (origin: string, pathsPerRank: string[][], opts: 
   let requests = 0
   let retries = 0
   try {
+    const cpu0 = process.cpuUsage()
+    const machine0 = cpuSnapshot()
     const t0 = performance.now()
     await Promise.all(pathsPerRank.map(async (paths, r) => {
       const client = clients[r] as Client
@@ -52,7 +60,20 @@ export async function runEpoch (origin: string, pathsPerRank: string[][], opts: 
       }
     }))
     const wallMs = performance.now() - t0
-    return { wallMs, requests, retries, bodyBytes, xcache, ...(opts.keepBodies === true ? { bodies } : {}) }
+    const cpu = process.cpuUsage(cpu0)
+    const machine1 = cpuSnapshot()
+    const machineCpuSec = (machine1.busy - machine0.busy) / TICKS_PER_SECOND
+    return {
+      wallMs,
+      requests,
+      retries,
+      bodyBytes,
+      xcache,
+      clientCpuSec: (cpu.user + cpu.system) / 1e6,
+      machineCpuSec,
+      machineBusyPct: (100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total),
+      ...(opts.keepBodies === true ? { bodies } : {})
+    }
   } finally {
     await Promise.all(clients.map(async (c) => await c.close().catch(() => {})))
   }
