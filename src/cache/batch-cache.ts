@@ -151,8 +151,10 @@ export function createBatchCache (opts: BatchCacheOptions): BatchCache {
     try {
       const { req } = job
       const built = await builder.build({ ...req, plan: job.plan, numBatches: job.numBatches })
-      // A worker's batch arrives in a buffer of its own, which may be freed early.
-      if (built.stored !== undefined) releaser.adopt(built.stored)
+      // A worker's batch arrives in a buffer of its own (its disk value), which may be freed
+      // early; so may one built here, in the buffer its codec made for it alone (adopt leaves
+      // a view into a larger or shared buffer to the collector).
+      releaser.adopt(built.stored ?? built.body)
       // A file rewritten while the batch was read must not leave a mixed batch in a cache.
       opts.guard.verify(req.record)
       return built

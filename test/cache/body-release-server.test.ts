@@ -45,8 +45,15 @@ function bodyOf (raw: Buffer): { headers: string, body: Buffer } {
   return { headers: raw.subarray(0, end).toString('latin1'), body: raw.subarray(end + 4) }
 }
 
-for (const memory of [true, false]) {
-  test(`${memory ? 'an evicted memory-tier body' : 'a disk-tier body with the memory tier off'} reaches a stalled client whole, and is freed after`, async (t) => {
+// Batches built by a build worker, and (BUILD_WORKERS=0) on the event loop.
+const CASES = [
+  { memory: true, workers: 1 },
+  { memory: false, workers: 1 },
+  { memory: true, workers: 0 }
+]
+
+for (const { memory, workers } of CASES) {
+  test(`${memory ? 'an evicted memory-tier body' : 'a disk-tier body with the memory tier off'} (BUILD_WORKERS=${workers}) reaches a stalled client whole, and is freed after`, async (t) => {
     const { dataRoot, cacheDir } = await makeTempDirs(t)
     const line = (k: number): string => JSON.stringify({ id: k, pad: String.fromCharCode(97 + (k % 26)).repeat(RECORD_BYTES) })
     await writeFile(path.join(dataRoot, 'big.jsonl'), Array.from({ length: 2 * BATCH }, (_, k) => line(k)).join('\n') + '\n')
@@ -55,6 +62,7 @@ for (const memory of [true, false]) {
       CACHE_DIR: cacheDir,
       INDEX_SYNC_MAX_BYTES: String(1 << 30),
       PREFETCH_BATCHES: '0',
+      BUILD_WORKERS: String(workers),
       // One batch fits the memory tier, so that reading the other evicts it.
       MEMORY_CACHE_BYTES: String(memory ? 30 * MiB : 0),
       DISK_WRITE_QUEUE_BYTES: String(64 * MiB)
