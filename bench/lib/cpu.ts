@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { sleep } from './stats.js'
 
-export const TICKS_PER_SECOND = 100 // USER_HZ on Linux
+const TICKS_PER_SECOND = 100 // USER_HZ on Linux
 
 export interface CpuSnapshot {
   /** Busy and total ticks of all CPUs (/proc/stat). */
@@ -42,7 +42,7 @@ export function cpuSnapshot (): CpuSnapshot {
   }
 }
 
-export interface CpuReport { busyPct: number, ownCoreSec: number, otherCoreSec: number, wallSec: number }
+export interface CpuReport { busyPct: number, busyCoreSec: number, ownCoreSec: number, otherCoreSec: number, wallSec: number }
 
 /** Between two snapshots: machine busy share, and core-seconds of this run vs everything else. */
 export function cpuBetween (a: CpuSnapshot, b: CpuSnapshot, wallSec: number): CpuReport {
@@ -50,6 +50,7 @@ export function cpuBetween (a: CpuSnapshot, b: CpuSnapshot, wallSec: number): Cp
   const own = b.own - a.own
   return {
     busyPct: (100 * busy) / (b.total - a.total),
+    busyCoreSec: busy / TICKS_PER_SECOND,
     ownCoreSec: own / TICKS_PER_SECOND,
     otherCoreSec: Math.max(0, busy - own) / TICKS_PER_SECOND,
     wallSec

@@ -1,7 +1,7 @@
 // Trainers: one per rank, each reading its batches of one epoch in order, one request at a time
 // over its own keep-alive connection (an undici Client), as a data-loader loop would.
 import { Client } from 'undici'
-import { cpuSnapshot, TICKS_PER_SECOND } from './cpu.js'
+import { cpuBetween, cpuSnapshot } from './cpu.js'
 import { sleep } from './stats.js'
 
 const MAX_RETRIES = 200
@@ -61,8 +61,7 @@ export async function runEpoch (origin: string, pathsPerRank: string[][], opts: 
     }))
     const wallMs = performance.now() - t0
     const cpu = process.cpuUsage(cpu0)
-    const machine1 = cpuSnapshot()
-    const machineCpuSec = (machine1.busy - machine0.busy) / TICKS_PER_SECOND
+    const machine = cpuBetween(machine0, cpuSnapshot(), wallMs / 1000)
     return {
       wallMs,
       requests,
@@ -70,8 +69,8 @@ export async function runEpoch (origin: string, pathsPerRank: string[][], opts: 
       bodyBytes,
       xcache,
       clientCpuSec: (cpu.user + cpu.system) / 1e6,
-      machineCpuSec,
-      machineBusyPct: (100 * (machine1.busy - machine0.busy)) / (machine1.total - machine0.total),
+      machineCpuSec: machine.busyCoreSec,
+      machineBusyPct: machine.busyPct,
       ...(opts.keepBodies === true ? { bodies } : {})
     }
   } finally {
