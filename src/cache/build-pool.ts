@@ -7,7 +7,7 @@ import { AppError, type ErrorCode } from '../errors.js'
 import type { BatchBuilder, BuildRequest } from './batch-builder.js'
 import { ETAG_LENGTH, etagOf } from './etag.js'
 import { batchKey } from './batch-key.js'
-import { allocDiskValue, bodyOffset, sealDiskValue } from './disk-value.js'
+import { allocDiskValue, bodyOffset, encodeDiskValue, sealDiskValue } from './disk-value.js'
 import { workerBootstrap } from '../sources/worker-bootstrap.js'
 
 /** A built batch; from a build worker, `body` is a view into `stored`, its disk value. */
@@ -138,12 +138,12 @@ async function buildValue (builder: BatchBuilder, req: BuildRequest): Promise<{ 
     return value.subarray(value.length - bytes)
   })
   const at = bodyOffset(key, ETAG_LENGTH)
-  if (value === undefined || body.buffer !== value.buffer || body.byteOffset !== at || value.length !== at + body.length) {
-    value = allocDiskValue(key, ETAG_LENGTH, body.length)
-    value.set(body, at)
-  }
-  const etag = etagOf(value.subarray(at))
-  return { value: sealDiskValue(value, etag), etag, bodyOffset: at }
+  const etag = etagOf(body)
+  // A body the codec made elsewhere is copied into a value of its own.
+  const stored = value !== undefined && body.buffer === value.buffer && body.byteOffset === at && value.length === at + body.length
+    ? sealDiskValue(value, etag)
+    : encodeDiskValue(key, { etag, body })
+  return { value: stored, etag, bodyOffset: at }
 }
 
 /** The worker's side: one builder, its sources kept open between builds. */
