@@ -1,7 +1,7 @@
 // `npm run bench`: throughput, latency and memory of shardfeed against nginx serving the same
 // bytes as static files. One bounded run (about 3-4 minutes at the default size): synthetic
-// data, registration, cold epochs (4 trainers), warm load (autocannon in its own process) on
-// the memory tier, the disk tier and nginx, peak RSS; one markdown table on stdout, appended
+// data, registration, cold epochs (4 trainers), warm load (wrk when installed, else autocannon
+// in its own process) on the memory tier, the disk tier and nginx, peak RSS; one markdown table on stdout, appended
 // to bench/RESULTS.md. bench/README.md says what each number means.
 import { appendFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
@@ -10,7 +10,7 @@ import { boolFlag, numberFlag, parseFlags, type FlagSpec } from './lib/args.js'
 import { cpuBetween, cpuSnapshot, processCpuSec, waitForIdle } from './lib/cpu.js'
 import { cleanupAll, installCleanupHandlers, setKeepDirs, tempDir } from './lib/cleanup.js'
 import { profileMarkdown, profileThread, summariseCpuProfile } from './lib/cpuprofile.js'
-import { runLoad, type LoadResult } from './lib/loadgen.js'
+import { pickLoadTool, runLoad, type LoadResult } from './lib/loadgen.js'
 import { ensureNginx, startNginx } from './lib/nginx.js'
 import { startNodeStatic } from './lib/node-static.js'
 import { loadAverage, machineInfo, procStatusBytes, registerDataset, repoRoot, startShardfeed, type Descriptor } from './lib/server.js'
@@ -24,6 +24,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'duration', env: 'BENCH_DURATION', help: 'seconds of warm load per target, split into rounds (default 20; 4 with --quick)' },
   { name: 'rounds', env: 'BENCH_ROUNDS', help: 'warm load rounds; each runs every target once (default 5; 2 with --quick)' },
   { name: 'connections', env: 'BENCH_CONNECTIONS', help: 'load generator connections (default 32)' },
+  { name: 'loadgen', env: 'BENCH_LOADGEN', help: 'load generator: auto (wrk when installed, else autocannon; the default), wrk or autocannon' },
   { name: 'repeats', env: 'BENCH_REPEATS', help: 'cold epochs per target, and first JSONL registrations (fresh servers); the median is reported (default 3; 1 with --quick)' },
   { name: 'prefetch0', env: 'BENCH_PREFETCH0', boolean: true, help: 'also run cold epochs with PREFETCH_BATCHES=0 (default on)' },
   { name: 'profile', env: 'BENCH_PROFILE', boolean: true, help: 'CPU-profile the server in an extra warm memory-tier json run and summarise it (default off)' },
@@ -155,6 +156,7 @@ async function main (): Promise<void> {
   const rounds = Math.floor(numberFlag(flags, 'rounds', quick ? 2 : 5, 1))
   const roundSec = Math.max(1, Math.round(durationSec / rounds))
   const connections = Math.floor(numberFlag(flags, 'connections', 32, 1))
+  const loadgen = pickLoadTool(String(flags.get('loadgen') ?? 'auto'))
   const repeats = Math.floor(numberFlag(flags, 'repeats', quick ? 1 : 3, 1))
   const regSamples = repeats
   const withPrefetch0 = boolFlag(flags, 'prefetch0', true)
@@ -177,6 +179,7 @@ async function main (): Promise<void> {
   const nginxRoot = path.join(tmp, 'www')
   for (const d of [dataRoot, cacheDir, work, nginxRoot]) await mkdir(d, { recursive: true })
   log(`temp dir ${tmp}`)
+  log(`load generator: ${loadgen.tool} ${loadgen.version}`)
 
   const nginxBin = ensureNginx(log)
 
@@ -189,7 +192,7 @@ async function main (): Promise<void> {
   const env = (extra: Record<string, string> = {}): Record<string, string> => ({ ...baseEnv, CACHE_DIR: cacheDir, ...extra })
   let loadSeq = 0
   const load = async (title: string, origin: string, paths: string[], seconds: number): Promise<LoadResult> => {
-    const r = await runLoad({ title, origin, paths, connections, durationSec: seconds }, path.join(work, `load-${loadSeq++}.json`))
+    const r = await runLoad({ title, origin, paths, connections, durationSec: seconds }, path.join(work, `load-${loadSeq++}.json`), loadgen.tool)
     log(`load ${title}: ${loadCell(r)}; non-2xx ${r.non2xx}, errors ${r.errors}`)
     return r
   }
@@ -466,13 +469,14 @@ async function main (): Promise<void> {
   const arrowBatchKiB = coldA.bodyBytes / coldA.runs[0]!.requests / 1024
   const secs = (runs: EpochRun[]): string => runs.map((r) => (r.wallMs / 1000).toFixed(2)).join(', ')
   const roundsText = (w: Warm): string => w.rounds.map((r) => fmt(r.rpsMedian, 0)).join(', ')
+  const loadgenText = loadgen.tool === 'wrk' ? `wrk ${loadgen.version} (one thread)` : `autocannon ${loadgen.version} in its own node process`
   const notes = [
     `- Dataset: ${numRecords} records x ${DIM} float32 (JSONL ${fmt(files.jsonlBytes / MiB)} MiB, npy ${fmt(files.npyBytes / MiB)} MiB); batchSize ${BATCH_SIZE}, numShards ${NUM_SHARDS}, shuffle, seed ${SEED}; ${coldJ.runs[0]!.requests} batches an epoch; json batch ${fmt(jsonBatchKiB)} KiB, arrow batch ${fmt(arrowBatchKiB)} KiB (mean).`,
     `- Cold epochs: median of ${coldRunsJ.length} (epochs ${coldRunsJ.map((_, k) => k === 0 ? 0 : 100 + k).join(', ')}), each followed by an nginx epoch. Walls (s): json ${secs(coldRunsJ)}, arrow ${secs(coldRunsA)}; nginx json ${secs(ngRunsJ)}, arrow ${secs(ngRunsA)}. 503 retries: ${coldJ.retries + coldA.retries}. Server CPU per cold epoch (core-s, all threads, until ${COLD_SETTLE_MS} ms after the epoch): json ${coldCpuJ.map((c) => c.toFixed(2)).join(', ')}; arrow ${coldCpuA.map((c) => c.toFixed(2)).join(', ')}.`,
     floorJ.note,
     floorA.note,
     `- X-Cache: cold json epoch 0 ${JSON.stringify(coldRunsJ[0]!.xcache)}, cold arrow epoch 0 ${JSON.stringify(coldRunsA[0]!.xcache)}; second warm trainer pass json ${JSON.stringify(warmJ.xcache)}, arrow ${JSON.stringify(warmA.xcache)}; samples after the loads: memory server ${JSON.stringify(memTiers)}, disk server ${JSON.stringify(diskTiersAfter)}.`,
-    `- Warm loads: autocannon (${connections} connections, one request at a time each) in its own node process, cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back, the memory tier between nginx and the disk tier, every other round in reverse order (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of the median per-second sample (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
+    `- Warm loads: ${loadgenText} (${connections} connections, one request at a time each), cycling through the epoch's ${coldJ.runs[0]!.requests} URLs; ${rounds} rounds of ${roundSec} s, each round running the eight targets back to back, the memory tier between nginx and the disk tier, every other round in reverse order (node:http: a bare Node server with the same bodies in a Map and the same cache headers, started with the same node flags, as the ceiling of any Node server here). req/s and MiB/s: median over rounds of ${loadgen.tool === 'wrk' ? 'the rate over the round' : 'the median per-second sample'} (MiB/s counts headers too); ratios: median of the per-round ratios. Per-round req/s: memory json ${roundsText(memJ)}; disk json ${roundsText(diskJ)}; nginx json ${roundsText(ngJ)}; memory arrow ${roundsText(memA)}; disk arrow ${roundsText(diskA)}; nginx arrow ${roundsText(ngA)}; node:http json ${roundsText(nodeJ)}, arrow ${roundsText(nodeA)}. Non-2xx + errors: ${[memJ, diskJ, ngJ, nodeJ, memA, diskA, ngA, nodeA].reduce((a, w) => a + w.non2xx + w.errors, 0)}.`,
     `- Targets met: ${met} of ${targetCount}${missed.length > 0 ? ` (not met: ${missed.join('; ')})` : ''}.`
   ]
 
