@@ -1,8 +1,8 @@
 // `npm run bench`: throughput, latency and memory of shardfeed against nginx serving the same
 // bytes as static files. One bounded run (about 3-4 minutes at the default size): synthetic
 // data, registration, cold epochs (4 trainers), warm load (wrk when installed, else autocannon
-// in its own process) on the memory tier, the disk tier and nginx, peak RSS; one markdown table on stdout, appended
-// to bench/RESULTS.md. bench/README.md says what each number means.
+// in its own process) on the memory tier, the disk tier and nginx, peak RSS; one markdown
+// table on stdout, appended to bench/RESULTS.md. bench/README.md says what each number means.
 import { appendFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
