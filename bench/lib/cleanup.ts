@@ -16,6 +16,22 @@ export function trackChild (child: ChildProcess): void {
   child.once('exit', () => { children.delete(child) })
 }
 
+/**
+ * Waits for a child that runs to its own end (stdout and stderr piped), tracked meanwhile and
+ * killed past `deadlineMs`; its exit code and what it printed.
+ */
+export async function runToEnd (child: ChildProcess, deadlineMs: number): Promise<{ code: number | null, out: string, err: string }> {
+  trackChild(child)
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const killer = setTimeout(() => { child.kill('SIGKILL') }, deadlineMs)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { resolve(c) }))
+  clearTimeout(killer)
+  return { code, out, err }
+}
+
 /** A new temp dir, removed at the end unless `setKeepDirs(true)`. */
 export async function tempDir (prefix: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix))

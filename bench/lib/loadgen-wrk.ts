@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { trackChild } from './cleanup.js'
+import { runToEnd } from './cleanup.js'
 import type { LoadConfig, LoadResult } from './loadgen.js'
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wrk-cycle.lua')
@@ -69,14 +69,7 @@ export async function runWrk (config: LoadConfig, pathsFile: string): Promise<Lo
   await writeFile(pathsFile, config.paths.join('\n') + '\n')
   const args = ['-t1', `-c${config.connections}`, `-d${config.durationSec}s`, '--timeout', '30s', '-s', script, config.origin]
   const child = spawn('wrk', args, { env: { ...process.env, WRK_PATHS: pathsFile }, stdio: ['ignore', 'pipe', 'pipe'] })
-  trackChild(child)
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const killer = setTimeout(() => { child.kill('SIGKILL') }, (config.durationSec + 60) * 1000)
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { resolve(c) }))
-  clearTimeout(killer)
+  const { code, out, err } = await runToEnd(child, (config.durationSec + 60) * 1000)
   const line = out.trim().split('\n').pop() ?? ''
   if (code !== 0 || !line.startsWith('{')) throw new Error(`wrk exited with ${code}: ${(err + out).slice(-2000)}`)
   return wrkResult(config.title, JSON.parse(line) as WrkSummary)

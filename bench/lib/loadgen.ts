@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { trackChild } from './cleanup.js'
+import { runToEnd } from './cleanup.js'
 import { repoRoot } from './server.js'
 import { runWrk, wrkVersion } from './loadgen-wrk.js'
 
@@ -63,14 +63,7 @@ export async function runLoad (config: LoadConfig, configPath: string, tool: Loa
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  trackChild(child)
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const killer = setTimeout(() => { child.kill('SIGKILL') }, (config.durationSec + 60) * 1000)
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => { resolve(c) }))
-  clearTimeout(killer)
+  const { code, out, err } = await runToEnd(child, (config.durationSec + 60) * 1000)
   if (code !== 0) throw new Error(`load generator exited with ${code}: ${err.slice(-2000)}`)
   return JSON.parse(out) as LoadResult
 }
